@@ -1,0 +1,1 @@
+//! tend.dev/v1alpha1 custom resources.
