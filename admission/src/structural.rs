@@ -1,0 +1,425 @@
+//! Structural validation: the OpenAPI v3 checks kube-apiserver runs on a custom resource before
+//! any CEL rule, worded as its go-openapi validator words them and mapped to field errors the way
+//! the apiextensions validation maps them.
+
+use crate::cause::{Cause, CauseReason, go_quote, path};
+use crate::formats;
+use crate::node::{Additional, Node};
+use serde_json::{Map, Number, Value};
+
+/// Where the structural pass puts what it finds. The apiserver runs three passes (schema,
+/// embedded-resource metadata, list-type invariants) and concatenates their errors in that
+/// order; keeping three buckets reproduces the order from one walk.
+#[derive(Default)]
+pub(crate) struct Findings {
+    pub schema: Vec<Cause>,
+    pub embedded: Vec<Cause>,
+    pub lists: Vec<Cause>,
+}
+
+impl Findings {
+    pub(crate) fn into_causes(self) -> Vec<Cause> {
+        let mut all = self.schema;
+        all.extend(self.embedded);
+        all.extend(self.lists);
+        all
+    }
+}
+
+/// Validates the whole object. At the root, `metadata` is only required to be an object: the
+/// apiserver validates object metadata itself, not through the CRD schema.
+pub(crate) fn validate_root(value: &Value, node: &Node, found: &mut Findings) {
+    if let Some(obj) = value.as_object()
+        && let Some(metadata) = obj.get("metadata")
+        && !metadata.is_object()
+    {
+        found
+            .schema
+            .push(type_error("metadata", metadata, "object"));
+    }
+    validate(value, node, "", true, found);
+}
+
+pub(crate) fn validate(value: &Value, node: &Node, at: &str, is_root: bool, found: &mut Findings) {
+    if value.is_null() && (node.nullable || (node.type_name.is_none() && !node.int_or_string)) {
+        return;
+    }
+    if !type_matches(value, node) {
+        let expected = if node.int_or_string {
+            "integer,string"
+        } else {
+            node.type_label()
+        };
+        found.schema.push(type_error(at, value, expected));
+        return;
+    }
+    validate_composition(value, node, at, found);
+    match value {
+        Value::String(s) => validate_string(s, value, node, at, found),
+        Value::Number(n) => validate_number(n, value, node, at, found),
+        Value::Array(list) => validate_array(list, node, at, found),
+        Value::Object(obj) => validate_object(obj, node, at, is_root, found),
+        Value::Bool(_) | Value::Null => {}
+    }
+    if let Some(allowed) = &node.enum_values
+        && !allowed.contains(value)
+    {
+        let supported: Vec<String> = allowed
+            .iter()
+            .map(|v| {
+                go_quote(
+                    &v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .collect();
+        let detail = format!("supported values: {}", supported.join(", "));
+        found.schema.push(Cause::new(
+            CauseReason::FieldValueNotSupported,
+            at,
+            Some(value),
+            &detail,
+        ));
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn is_integral(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => !n.is_f64() || n.as_f64().is_some_and(|f| f.fract() == 0.0),
+        _ => false,
+    }
+}
+
+fn type_matches(value: &Value, node: &Node) -> bool {
+    if node.int_or_string {
+        return value.is_string() || is_integral(value);
+    }
+    match node.type_name.as_deref() {
+        None => true,
+        Some("integer") => is_integral(value),
+        Some("number") => value.is_number(),
+        Some(expected) => json_type(value) == expected,
+    }
+}
+
+/// `spec.x in body must be of type integer: "string"`, reported against the value's JSON type.
+fn type_error(at: &str, value: &Value, expected: &str) -> Cause {
+    let actual = json_type(value);
+    let detail = format!(
+        "{at} in body must be of type {expected}: {}",
+        go_quote(actual)
+    );
+    Cause::new(
+        CauseReason::FieldValueTypeInvalid,
+        at,
+        Some(&Value::String(actual.to_string())),
+        &detail,
+    )
+}
+
+/// Formats a schema bound as Go's `%v` prints a float64.
+fn go_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e21 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+fn invalid(at: &str, value: &Value, detail: String) -> Cause {
+    Cause::new(CauseReason::FieldValueInvalid, at, Some(value), &detail)
+}
+
+fn validate_string(s: &str, value: &Value, node: &Node, at: &str, found: &mut Findings) {
+    let chars = s.chars().count() as u64;
+    if let Some(max) = node.max_length
+        && chars > max
+    {
+        let unit = if max == 1 { "byte" } else { "bytes" };
+        let detail = format!("may not be more than {max} {unit}");
+        found.schema.push(Cause::new(
+            CauseReason::FieldValueTooLong,
+            at,
+            Some(value),
+            &detail,
+        ));
+    }
+    if let Some(min) = node.min_length
+        && chars < min
+    {
+        found.schema.push(invalid(
+            at,
+            value,
+            format!("{at} in body should be at least {min} chars long"),
+        ));
+    }
+    if let Some((source, re)) = &node.pattern
+        && !re.is_match(s)
+    {
+        found.schema.push(invalid(
+            at,
+            value,
+            format!("{at} in body should match '{source}'"),
+        ));
+    }
+    if let Some(format) = &node.format
+        && formats::string_is_valid(format, s) == Some(false)
+    {
+        let detail = format!("{at} in body must be of type {format}: {}", go_quote(s));
+        found.schema.push(Cause::new(
+            CauseReason::FieldValueTypeInvalid,
+            at,
+            Some(value),
+            &detail,
+        ));
+    }
+}
+
+fn validate_number(n: &Number, value: &Value, node: &Node, at: &str, found: &mut Findings) {
+    let Some(x) = n.as_f64() else { return };
+    if let Some(format) = &node.format
+        && formats::integer_fits(format, n) == Some(false)
+    {
+        let detail = format!(
+            "{at} in body must be of type {format}: {}",
+            go_quote(&n.to_string())
+        );
+        found.schema.push(Cause::new(
+            CauseReason::FieldValueTypeInvalid,
+            at,
+            Some(value),
+            &detail,
+        ));
+    }
+    if let Some(max) = node.maximum {
+        let (fails, words) = if node.exclusive_maximum {
+            (x >= max, "less than")
+        } else {
+            (x > max, "less than or equal to")
+        };
+        if fails {
+            found.schema.push(invalid(
+                at,
+                value,
+                format!("{at} in body should be {words} {}", go_number(max)),
+            ));
+        }
+    }
+    if let Some(min) = node.minimum {
+        let (fails, words) = if node.exclusive_minimum {
+            (x <= min, "greater than")
+        } else {
+            (x < min, "greater than or equal to")
+        };
+        if fails {
+            found.schema.push(invalid(
+                at,
+                value,
+                format!("{at} in body should be {words} {}", go_number(min)),
+            ));
+        }
+    }
+    if let Some(factor) = node.multiple_of
+        && factor > 0.0
+        && (x / factor).fract().abs() > f64::EPSILON * 16.0
+    {
+        found.schema.push(invalid(
+            at,
+            value,
+            format!("{at} in body should be a multiple of {}", go_number(factor)),
+        ));
+    }
+}
+
+fn validate_array(list: &[Value], node: &Node, at: &str, found: &mut Findings) {
+    let len = list.len() as u64;
+    if let Some(min) = node.min_items
+        && len < min
+    {
+        found.schema.push(invalid(
+            at,
+            &Value::from(len),
+            format!("{at} in body should have at least {min} items"),
+        ));
+    }
+    if let Some(max) = node.max_items
+        && len > max
+    {
+        found.schema.push(too_many(at, len, max));
+    }
+    if node.unique_items && has_duplicates(list) {
+        found.schema.push(invalid(
+            at,
+            &Value::from(""),
+            format!("{at} in body shouldn't contain duplicates"),
+        ));
+    }
+    if let Some(items) = &node.items {
+        for (i, item) in list.iter().enumerate() {
+            validate(item, items, &path::index(at, i), false, found);
+        }
+    }
+    crate::lists::check(list, node, at, &mut found.lists);
+}
+
+fn too_many(at: &str, actual: u64, max: u64) -> Cause {
+    let unit = if max == 1 { "item" } else { "items" };
+    let detail = format!("must have at most {max} {unit}");
+    Cause::new(
+        CauseReason::FieldValueTooMany,
+        at,
+        Some(&Value::from(actual)),
+        &detail,
+    )
+}
+
+fn has_duplicates(list: &[Value]) -> bool {
+    list.iter().enumerate().any(|(i, a)| list[..i].contains(a))
+}
+
+fn validate_object(
+    obj: &Map<String, Value>,
+    node: &Node,
+    at: &str,
+    is_root: bool,
+    found: &mut Findings,
+) {
+    let len = obj.len() as u64;
+    if let Some(max) = node.max_properties
+        && len > max
+    {
+        found.schema.push(too_many(at, len, max));
+    }
+    if let Some(min) = node.min_properties
+        && len < min
+    {
+        found.schema.push(invalid(
+            at,
+            &Value::from(len),
+            format!("{at} in body should have at least {min} properties"),
+        ));
+    }
+    for name in &node.required {
+        if !obj.contains_key(name) {
+            found.schema.push(Cause::bare(
+                CauseReason::FieldValueRequired,
+                &path::child(at, name),
+                "",
+            ));
+        }
+    }
+    for (key, child) in obj {
+        if is_root && key == "metadata" {
+            continue;
+        }
+        if let Some(schema) = node.properties.get(key) {
+            validate(child, schema, &path::child(at, key), false, found);
+        } else if let Additional::Schema(schema) = &node.additional {
+            validate(child, schema, &path::key(at, key), false, found);
+        }
+    }
+    if node.embedded {
+        crate::embedded::check(obj, at, &mut found.embedded);
+    }
+}
+
+/// `allOf`/`anyOf`/`oneOf`/`not`: each branch validates the same value at the same path; the
+/// branch errors that are reported follow go-openapi (all of `allOf`'s, the closest `anyOf` or
+/// `oneOf` branch's when none matched).
+fn validate_composition(value: &Value, node: &Node, at: &str, found: &mut Findings) {
+    let composite = |detail: String| {
+        Cause::new(
+            CauseReason::FieldValueInvalid,
+            at,
+            Some(&Value::from("")),
+            &detail,
+        )
+    };
+    if !node.all_of.is_empty() {
+        let mut passed = 0;
+        for branch in &node.all_of {
+            let errors = branch_errors(value, branch, at);
+            if errors.is_empty() {
+                passed += 1;
+            }
+            found.schema.extend(errors);
+        }
+        if passed == 0 {
+            found.schema.push(composite(format!(
+                "{} must validate all the schemas (allOf). None validated",
+                go_quote(at)
+            )));
+        } else if passed < node.all_of.len() {
+            found.schema.push(composite(format!(
+                "{} must validate all the schemas (allOf)",
+                go_quote(at)
+            )));
+        }
+    }
+    if !node.any_of.is_empty() {
+        let results: Vec<Vec<Cause>> = node
+            .any_of
+            .iter()
+            .map(|b| branch_errors(value, b, at))
+            .collect();
+        if !results.iter().any(Vec::is_empty) {
+            found.schema.push(composite(format!(
+                "{} must validate at least one schema (anyOf)",
+                go_quote(at)
+            )));
+            found.schema.extend(closest(results));
+        }
+    }
+    if !node.one_of.is_empty() {
+        let results: Vec<Vec<Cause>> = node
+            .one_of
+            .iter()
+            .map(|b| branch_errors(value, b, at))
+            .collect();
+        let passed = results.iter().filter(|r| r.is_empty()).count();
+        if passed == 0 {
+            found.schema.push(composite(format!(
+                "{} must validate one and only one schema (oneOf). Found none valid",
+                go_quote(at)
+            )));
+            found.schema.extend(closest(results));
+        } else if passed > 1 {
+            found.schema.push(composite(format!(
+                "{} must validate one and only one schema (oneOf). Found {passed} valid alternatives",
+                go_quote(at)
+            )));
+        }
+    }
+    if let Some(not) = &node.not
+        && branch_errors(value, not, at).is_empty()
+    {
+        found.schema.push(composite(format!(
+            "{} must not validate the schema (not)",
+            go_quote(at)
+        )));
+    }
+}
+
+fn branch_errors(value: &Value, branch: &Node, at: &str) -> Vec<Cause> {
+    let mut found = Findings::default();
+    validate(value, branch, at, false, &mut found);
+    found.into_causes()
+}
+
+/// The failing branch with the fewest errors, standing in for go-openapi's "best failure".
+fn closest(results: Vec<Vec<Cause>>) -> Vec<Cause> {
+    results.into_iter().min_by_key(Vec::len).unwrap_or_default()
+}
