@@ -1,0 +1,346 @@
+//! Small value types shared by every kind: durations, cron schedules, time zones, references.
+//!
+//! They are transparent strings on the wire so that a value the apiserver let through (or an
+//! object written by a newer tend) never breaks deserialization in the controller's watcher; the
+//! schema carries a pattern for admission, and [`crate::validation`] parses them properly.
+
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+/// Go-style duration pattern (`90s`, `15m`, `1h30m`, `2160h`), as `metav1.Duration` accepts.
+pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+
+/// Five-field cron expression or one of the `@` macros. Field ranges are checked by
+/// [`crate::validation`], which the reconciler runs too.
+pub const CRON_PATTERN: &str =
+    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*?/,#L-]+( +[0-9A-Za-z*?/,#L-]+){4})$";
+
+/// IANA time zone name shape (`UTC`, `Asia/Tokyo`, `America/Argentina/Buenos_Aires`).
+pub const TIME_ZONE_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$";
+
+macro_rules! string_newtype {
+    ($(#[$meta:meta])* $name:ident, $schema_name:literal, $pattern:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn schema_name() -> Cow<'static, str> {
+                Cow::Borrowed($schema_name)
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!({ "type": "string", "pattern": $pattern })
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// A duration such as `30s`, `15m`, `1h30m` or `2160h` (Go `time.ParseDuration` syntax).
+    Duration,
+    "Duration",
+    DURATION_PATTERN
+);
+
+string_newtype!(
+    /// A cron schedule: five fields (`minute hour day-of-month month day-of-week`) or a macro
+    /// such as `@daily`.
+    CronSchedule,
+    "CronSchedule",
+    CRON_PATTERN
+);
+
+string_newtype!(
+    /// An IANA time zone name such as `UTC` or `Asia/Tokyo`.
+    TimeZone,
+    "TimeZone",
+    TIME_ZONE_PATTERN
+);
+
+impl Duration {
+    /// Parses the Go duration syntax into a std duration.
+    pub fn parse(&self) -> Result<std::time::Duration, String> {
+        parse_duration(&self.0)
+    }
+}
+
+impl Default for TimeZone {
+    fn default() -> Self {
+        Self("UTC".into())
+    }
+}
+
+/// Parses Go's duration syntax (`1h30m`, `250ms`, `1.5h`). Negative durations are refused:
+/// every duration in the tend API is a length of time.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    if text.is_empty() {
+        return Err("empty duration".into());
+    }
+    if text == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("{text:?}: missing unit (use ns, us, ms, s, m or h)"))?;
+        if number_len == 0 {
+            return Err(format!("{text:?}: expected a number before the unit"));
+        }
+        let value: f64 = rest[..number_len]
+            .parse()
+            .map_err(|_| format!("{text:?}: {:?} is not a number", &rest[..number_len]))?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            other => {
+                return Err(format!(
+                    "{text:?}: unknown unit {other:?} (use ns, us, ms, s, m or h)"
+                ));
+            }
+        };
+        total += value * seconds_per_unit;
+        rest = &rest[unit_len..];
+    }
+    if !total.is_finite() || total > 100.0 * 365.0 * 86400.0 {
+        return Err(format!("{text:?}: duration is out of range"));
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
+
+/// Formats a duration the way Go prints it, rounded to whole seconds (`26h3m0s`), for status.
+pub fn format_duration(duration: std::time::Duration) -> String {
+    let secs = duration.as_secs();
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+/// A reference to one key of a Secret in the object's namespace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret, in the same namespace as this object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret's data.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// A reference to a whole Secret in the object's namespace; the keys it must hold are listed
+/// where the reference is used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Name of the Secret, in the same namespace as this object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A reference to another tend object in the same namespace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalObjectRef {
+    /// Name of the referenced object, in the same namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// How tend reaches the application it operates (fieldbook's ops API).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRef {
+    /// Base URL of the application's ops API, e.g. `http://fieldbook.fieldbook.svc:8080/ops/v1`.
+    #[schemars(length(min = 1), regex(pattern = r"^https?://"))]
+    pub endpoint: String,
+    /// The Secret key holding the ops API bearer token.
+    pub token_secret_ref: SecretKeyRef,
+}
+
+/// Severity of an alert, incident or audit finding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Severity {
+    /// Service down or data at risk; pages people.
+    Critical,
+    /// Degraded; needs attention during working hours.
+    #[default]
+    Warning,
+    /// For the record; no one is paged.
+    Info,
+    /// A value this version of tend does not know (written by a newer version).
+    #[serde(other)]
+    #[schemars(skip)]
+    Unknown,
+}
+
+/// Where a notification goes. Exactly one of `email`, `slack`, `teams` or `webhook` is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, kube::KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new(
+    "(has(self.email) ? 1 : 0) + (has(self.slack) ? 1 : 0) + (has(self.teams) ? 1 : 0) + (has(self.webhook) ? 1 : 0) == 1"
+).message("exactly one of email, slack, teams or webhook must be set"))]
+pub struct NotificationRoute {
+    /// A name for this route, shown in status and events (e.g. `ops-mail`, `oncall-slack`).
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Send e-mail through an SMTP server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailRoute>,
+    /// Post to a Slack incoming webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<WebhookRoute>,
+    /// Post to a Microsoft Teams incoming webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams: Option<WebhookRoute>,
+    /// POST a JSON document to any HTTP endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookRoute>,
+}
+
+/// E-mail delivery settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailRoute {
+    /// Recipient addresses.
+    #[schemars(length(min = 1, max = 50))]
+    pub to: Vec<String>,
+    /// Secret with the SMTP settings: keys `host`, `port`, `from`, and optionally `username`,
+    /// `password` and `tls` (`none`, `starttls` or `tls`).
+    pub smtp_secret_ref: SecretRef,
+}
+
+/// A webhook whose URL is a secret (Slack and Teams URLs carry their credential).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookRoute {
+    /// The Secret key holding the webhook URL.
+    pub url_secret_ref: SecretKeyRef,
+}
+
+/// An S3 (or S3-compatible) location.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Location {
+    /// Bucket name.
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+    /// Key prefix inside the bucket, without a leading slash (e.g. `tend/fieldbook`).
+    #[serde(default)]
+    pub prefix: String,
+    /// Endpoint URL for S3-compatible stores (MinIO, Garage, Ceph...). Empty means AWS S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    /// Region, e.g. `ap-northeast-1`.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Use path-style addressing (`endpoint/bucket/key`), needed by most S3-compatible stores.
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Secret with the keys `accessKeyId` and `secretAccessKey` (and optionally
+    /// `sessionToken`). When absent, the controller's ambient credentials are used (IRSA etc.).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+/// A directory on a filesystem the controller (or app) can reach, e.g. a mounted volume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FilesystemLocation {
+    /// Absolute path of the directory.
+    #[schemars(length(min = 1), regex(pattern = r"^/"))]
+    pub path: String,
+}
+
+/// Where data is stored: exactly one of `s3` or `filesystem`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, kube::KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.s3) != has(self.filesystem)")
+    .message("exactly one of s3 or filesystem must be set"))]
+pub struct StorageLocation {
+    /// An S3 bucket and prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Location>,
+    /// A local or mounted directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<FilesystemLocation>,
+}
+
+/// Notice shown on the application's public status page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicNotice {
+    /// Short title users see, e.g. `Photo uploads are failing`.
+    #[schemars(length(min = 1, max = 200))]
+    pub title: String,
+    /// What users should know, in plain words.
+    #[schemars(length(max = 4000))]
+    #[serde(default)]
+    pub message: String,
+    /// Impact shown on the status page.
+    #[serde(default)]
+    pub impact: NoticeImpact,
+    /// Affected parts of the service (e.g. `photos`, `sign-in`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub components: Vec<String>,
+}
+
+/// Impact levels of a public notice (Statuspage's vocabulary).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum NoticeImpact {
+    None,
+    #[default]
+    Minor,
+    Major,
+    Critical,
+    /// A value this version of tend does not know.
+    #[serde(other)]
+    #[schemars(skip)]
+    Unknown,
+}
