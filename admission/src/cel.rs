@@ -137,7 +137,16 @@ fn run_rule(
             "rule cannot be evaluated by this validator (it references '{name}', an unsupported CEL \
              function, macro or variable), so the object is refused: {source}"
         ))),
-        Err(e) => out.push(invalid_here(format!("{e} evaluating rule: {source}"))),
+        Err(e) => out.push(invalid_here(format!("{} evaluating rule: {source}", lower_first(&e.to_string())))),
+    }
+}
+
+/// CEL errors read as part of a sentence in kube (`no such key: x evaluating rule: ...`).
+fn lower_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

@@ -60,7 +60,7 @@ pub struct Schema {
 pub struct Outcome {
     /// Validation errors, in the order kube-apiserver reports them.
     pub causes: Vec<Cause>,
-    /// Paths of fields removed because the schema does not declare them.
+    /// Paths of fields removed because the schema does not declare them, sorted.
     pub unknown_fields: Vec<String>,
 }
 
@@ -107,6 +107,7 @@ impl Schema {
     pub fn admit(&self, object: &mut Value, old: Option<&Value>) -> Outcome {
         let mut outcome = Outcome::default();
         self.mutate(object, &mut outcome.unknown_fields);
+        outcome.unknown_fields.sort();
         let mut found = structural::Findings::default();
         structural::validate_root(object, &self.root, &mut found);
         outcome.causes = found.into_causes();

@@ -1,6 +1,7 @@
 //! Behaviour of admission as its callers see it: one module per rule family, schemas inline.
 
 mod cel_rules;
+mod composition;
 mod mutation;
 mod status;
 mod structural;
