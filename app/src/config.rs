@@ -1,0 +1,139 @@
+//! Command line and environment configuration of the `fieldbook` binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "fieldbook", version, about = "Crop records for farmers, operated by tend")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web server (migrates the database first).
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(DbArgs),
+    /// Check the hash chains of the stored logs; exit code 1 when broken.
+    VerifyLogs(DbArgs),
+    /// Create an admin account (password read from a file or stdin).
+    CreateAdmin(CreateAdminArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// SQLite file path or `sqlite://` URL (default), or a `postgres://` URL.
+    #[arg(long, env = "FIELDBOOK_DATABASE_URL", default_value = "fieldbook.db")]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Address to listen on.
+    #[arg(long, env = "FIELDBOOK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory where photos and screenshots are stored.
+    #[arg(long, env = "FIELDBOOK_PHOTO_DIR", default_value = "photos")]
+    pub photo_dir: PathBuf,
+    /// File holding the bearer token of the ops API; without it the ops API answers 401.
+    #[arg(long, env = "FIELDBOOK_OPS_TOKEN_FILE")]
+    pub ops_token_file: Option<PathBuf>,
+    /// SMTP relay for acknowledgement e-mails (plain SMTP, no auth).
+    #[arg(long, env = "FIELDBOOK_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    #[arg(long, env = "FIELDBOOK_SMTP_PORT", default_value_t = 25)]
+    pub smtp_port: u16,
+    #[arg(long, env = "FIELDBOOK_SMTP_FROM", default_value = "support@fieldbook.invalid")]
+    pub smtp_from: String,
+    /// Mark cookies `Secure` (set when fieldbook is served over TLS).
+    #[arg(long, env = "FIELDBOOK_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// E-mail of an admin created at start-up when no admin exists yet.
+    #[arg(long, env = "FIELDBOOK_BOOTSTRAP_ADMIN_EMAIL")]
+    pub bootstrap_admin_email: Option<String>,
+    /// File holding that admin's initial password.
+    #[arg(long, env = "FIELDBOOK_BOOTSTRAP_ADMIN_PASSWORD_FILE")]
+    pub bootstrap_admin_password_file: Option<PathBuf>,
+    /// Do not print log entries on stdout (they are still stored).
+    #[arg(long, env = "FIELDBOOK_QUIET")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CreateAdminArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[arg(long)]
+    pub email: String,
+    /// File holding the password; stdin when absent.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// Settings the running app needs, independent of where they came from.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub photo_dir: PathBuf,
+    /// SHA-256 of the ops token; the token itself is not kept.
+    pub ops_token_sha256: Option<[u8; 32]>,
+    pub smtp: Option<SmtpConfig>,
+    pub secure_cookies: bool,
+    pub log_stdout: bool,
+    pub argon2: Argon2Cost,
+    /// Failed sign-ins per e-mail or address before throttling.
+    pub login_max_failures: u32,
+    pub login_window_secs: u64,
+    pub session_ttl_secs: i64,
+    pub upload_limit_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+}
+
+/// argon2id cost. Production uses the OWASP-recommended 19 MiB, t=2; tests
+/// lower it because debug builds hash slowly.
+#[derive(Debug, Clone, Copy)]
+pub struct Argon2Cost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+}
+
+impl Argon2Cost {
+    pub const PRODUCTION: Argon2Cost = Argon2Cost {
+        memory_kib: 19 * 1024,
+        iterations: 2,
+    };
+}
+
+impl AppConfig {
+    pub fn new(photo_dir: PathBuf) -> AppConfig {
+        AppConfig {
+            photo_dir,
+            ops_token_sha256: None,
+            smtp: None,
+            secure_cookies: false,
+            log_stdout: true,
+            argon2: Argon2Cost::PRODUCTION,
+            login_max_failures: 5,
+            login_window_secs: 15 * 60,
+            session_ttl_secs: 14 * 24 * 3600,
+            upload_limit_bytes: 20 * 1024 * 1024,
+        }
+    }
+
+    pub fn with_ops_token(mut self, token: &str) -> AppConfig {
+        use sha2::Digest;
+        self.ops_token_sha256 = Some(sha2::Sha256::digest(token.trim().as_bytes()).into());
+        self
+    }
+}

@@ -1,0 +1,121 @@
+//! The `fieldbook` binary: parse configuration, run one subcommand, map
+//! errors to exit codes.
+#![forbid(unsafe_code)]
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::Parser;
+use fieldbook::auth::{self, Role};
+use fieldbook::config::{AppConfig, Cli, Command, ServeArgs, SmtpConfig};
+use fieldbook::{AppState, Db, app, logs};
+
+fn read_secret_file(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {what} file {}: {e}", path.display()))?;
+    let trimmed = text.trim().to_string();
+    if trimmed.is_empty() {
+        anyhow::bail!("{what} file {} is empty", path.display());
+    }
+    Ok(trimmed)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let db = Db::connect(&args.db.database_url).await?;
+    db.migrate().await?;
+    let mut config = AppConfig::new(args.photo_dir.clone());
+    if let Some(path) = &args.ops_token_file {
+        let token = read_secret_file(path, "ops token")?;
+        if token.len() < 16 {
+            anyhow::bail!("the ops token in {} must be at least 16 characters", path.display());
+        }
+        config = config.with_ops_token(&token);
+    }
+    config.smtp = args.smtp_host.clone().map(|host| SmtpConfig {
+        host,
+        port: args.smtp_port,
+        from: args.smtp_from.clone(),
+    });
+    config.secure_cookies = args.secure_cookies;
+    config.log_stdout = !args.quiet;
+    if let (Some(email), Some(file)) = (&args.bootstrap_admin_email, &args.bootstrap_admin_password_file) {
+        let admins = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'")
+            .fetch_one(&db.pool)
+            .await?;
+        if sqlx::Row::get::<i64, _>(&admins, "n") == 0 {
+            let password = read_secret_file(file, "bootstrap admin password")?;
+            auth::create_user(&db, email, &password, Role::Admin, config.argon2)
+                .await
+                .map_err(|e| anyhow::anyhow!("bootstrap admin: {e}"))?;
+            eprintln!("created bootstrap admin {email}");
+        }
+    }
+    let state = AppState::new(db, config).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    eprintln!("fieldbook listening on http://{}", listener.local_addr()?);
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Migrate(args) => {
+            Db::connect(&args.database_url).await?.migrate().await?;
+            eprintln!("database schema is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::VerifyLogs(args) => {
+            let db = Db::connect(&args.database_url).await?;
+            let report = logs::verify_chains(&db).await?;
+            for problem in &report.problems {
+                println!("{problem}");
+            }
+            if report.ok() {
+                println!("log chains intact: {} entries checked", report.checked);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("log chains BROKEN: {} problem(s) in {} entries", report.problems.len(), report.checked);
+                Ok(ExitCode::from(1))
+            }
+        }
+        Command::CreateAdmin(args) => {
+            let password = match &args.password_file {
+                Some(path) => read_secret_file(path, "password")?,
+                None => {
+                    let mut text = String::new();
+                    std::io::stdin().read_to_string(&mut text)?;
+                    text.trim().to_string()
+                }
+            };
+            let db = Db::connect(&args.db.database_url).await?;
+            db.migrate().await?;
+            let id = auth::create_user(&db, &args.email, &password, Role::Admin, AppConfig::new(".".into()).argon2)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("created admin {} (id {id})", args.email);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fieldbook: {}", fieldbook::db::redact(&format!("{e:#}")));
+            ExitCode::from(2)
+        }
+    }
+}

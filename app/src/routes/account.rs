@@ -1,0 +1,162 @@
+//! Sign-up, sign-in (throttled) and sign-out.
+
+use std::time::Duration;
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::Row;
+
+use crate::auth::{self, Ctx, CsrfForm, Role};
+use crate::error::{AppError, AppResult};
+use crate::logs::Category;
+use crate::state::AppState;
+use crate::views::csrf_field;
+use crate::web::render;
+
+#[derive(Deserialize)]
+pub struct Credentials {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn home(State(state): State<AppState>, ctx: Ctx) -> Response {
+    if ctx.user.is_some() {
+        return Redirect::to("/records").into_response();
+    }
+    let body = html! {
+        p.lead { "Keep the story of every field: what you sowed, watered, fertilised, sprayed and harvested, with photos." }
+        p { a.button href="/signup" { "Create an account" } " " a href="/login" { "Sign in" } }
+    };
+    render(&state, &ctx, "Crop records for your farm", body).await.into_response()
+}
+
+fn credentials_form(ctx: &Ctx, action: &str, button: &str) -> maud::Markup {
+    html! {
+        form method="post" action=(action) {
+            (csrf_field(ctx))
+            label for="email" { "E-mail" }
+            input #email type="email" name="email" required autocomplete="email";
+            label for="password" { "Password" }
+            input #password type="password" name="password" required minlength="10"
+                autocomplete=(if action == "/signup" { "new-password" } else { "current-password" });
+            button type="submit" { (button) }
+        }
+    }
+}
+
+pub async fn signup_page(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let body = html! {
+        (credentials_form(&ctx, "/signup", "Create account"))
+        p.muted { "Passwords need at least 10 characters." }
+    };
+    render(&state, &ctx, "Create an account", body).await.into_response()
+}
+
+pub async fn login_page(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let body = html! {
+        (credentials_form(&ctx, "/login", "Sign in"))
+        p { "No account yet? " a href="/signup" { "Create one" } }
+    };
+    render(&state, &ctx, "Sign in", body).await.into_response()
+}
+
+fn with_session_cookie(state: &AppState, token: &str, to: &str) -> Response {
+    let mut resp = Redirect::to(to).into_response();
+    let cookie = auth::session_cookie(token, state.config.session_ttl_secs, state.config.secure_cookies);
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+pub async fn signup(
+    State(state): State<AppState>,
+    CsrfForm(form): CsrfForm<Credentials>,
+) -> AppResult<Response> {
+    let id = auth::create_user(&state.db, &form.email, &form.password, Role::User, state.config.argon2).await?;
+    state
+        .audit(Category::Auth, json!({"event": "signup", "user_id": id, "role": "user"}))
+        .await;
+    let token = auth::start_session(&state.db, id, state.config.session_ttl_secs).await?;
+    Ok(with_session_cookie(&state, &token, "/records"))
+}
+
+pub async fn login(State(state): State<AppState>, req: Request) -> AppResult<Response> {
+    let client = crate::web::client_addr(&req);
+    let CsrfForm(form) = <CsrfForm<Credentials> as FromRequest<AppState>>::from_request(req, &state).await?;
+    let email = form.email.trim().to_lowercase();
+    let mut keys = vec![format!("email:{email}")];
+    if let Some(c) = &client {
+        keys.push(format!("ip:{c}"));
+    }
+    let window = Duration::from_secs(state.config.login_window_secs);
+    if let Err(retry_after_secs) = state.limiter.check(&keys, state.config.login_max_failures, window) {
+        state
+            .audit(Category::Auth, json!({"event": "login_throttled", "email": email, "client": client}))
+            .await;
+        return Err(AppError::RateLimited { retry_after_secs });
+    }
+    let row = state
+        .db
+        .optional(
+            &state.db.pool,
+            sqlx::query("SELECT id, password_hash FROM users WHERE email = $1").bind(email.clone()),
+        )
+        .await?;
+    let verified = match &row {
+        Some(r) => auth::verify_password(form.password.clone(), r.get("password_hash")).await,
+        None => {
+            // Same work for unknown e-mails, so timing does not reveal accounts.
+            let _ = auth::hash_password(form.password.clone(), state.config.argon2).await;
+            false
+        }
+    };
+    match (row, verified) {
+        (Some(r), true) => {
+            let id: i64 = r.get("id");
+            state.limiter.reset(&keys[0]);
+            let token = auth::start_session(&state.db, id, state.config.session_ttl_secs).await?;
+            state
+                .audit(Category::Auth, json!({"event": "login", "user_id": id, "client": client}))
+                .await;
+            Ok(with_session_cookie(&state, &token, "/records"))
+        }
+        _ => {
+            state.limiter.record_failure(&keys, window);
+            state
+                .audit(Category::Auth, json!({"event": "login_failed", "email": email, "client": client}))
+                .await;
+            Err(AppError::field("password", "e-mail or password is wrong"))
+        }
+    }
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CsrfForm(_): CsrfForm<std::collections::HashMap<String, String>>,
+) -> AppResult<Response> {
+    if let Some(h) = &ctx.session_token_hash {
+        state
+            .db
+            .exec(&state.db.pool, sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(h.clone()))
+            .await?;
+    }
+    if let Some(u) = &ctx.user {
+        state
+            .audit(Category::Auth, json!({"event": "logout", "user_id": u.id}))
+            .await;
+    }
+    let mut resp = Redirect::to("/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&auth::clear_session_cookie(state.config.secure_cookies)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+

@@ -1,0 +1,369 @@
+//! Staff area. Operators: support handling and feedback. Admins, in
+//! addition: users and roles, and the audit logs (reading them is logged).
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::Row;
+
+use crate::auth::{Ctx, CsrfForm, CurrentUser, Role, User, require_role};
+use crate::error::{AppError, AppResult};
+use crate::logs::Category;
+use crate::routes::farm::{id, text};
+use crate::routes::inquiries::{ReplyForm, add_message, history};
+use crate::state::AppState;
+use crate::views::{csrf_field, pager, when};
+use crate::web::render;
+
+/// Checks the role and logs refused attempts in the auth log.
+async fn staff(state: &AppState, user: &User, role: Role, what: &str) -> AppResult<()> {
+    if let Err(e) = require_role(user, role) {
+        state
+            .audit(
+                Category::Auth,
+                json!({"event": "access_denied", "user_id": user.id, "role": user.role.as_str(), "resource": what}),
+            )
+            .await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+pub async fn dashboard(State(state): State<AppState>, ctx: Ctx, CurrentUser(user): CurrentUser) -> AppResult<Response> {
+    staff(&state, &user, Role::Operator, "admin").await?;
+    let body = html! {
+        ul {
+            li { a href="/admin/inquiries" { "Inquiries" } }
+            li { a href="/admin/feedback" { "Feedback and NPS" } }
+            @if user.role == Role::Admin {
+                li { a href="/admin/users" { "Users and roles" } }
+                li { a href="/admin/logs" { "Audit logs" } }
+            }
+        }
+    };
+    Ok(render(&state, &ctx, "Admin", body).await.into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct StatusQuery {
+    #[serde(default)]
+    status: String,
+}
+
+pub async fn inquiries(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<StatusQuery>,
+) -> AppResult<Response> {
+    staff(&state, &user, Role::Operator, "inquiries").await?;
+    let status = if q.status.is_empty() { "open".to_string() } else { q.status };
+    if !["open", "answered", "closed", "all"].contains(&status.as_str()) {
+        return Err(AppError::field("status", "must be open, answered, closed or all"));
+    }
+    let rows = state
+        .db
+        .all(
+            &state.db.pool,
+            sqlx::query(
+                "SELECT i.id, i.subject, i.category, i.status, i.created_at, u.email, a.email AS assignee \
+                 FROM inquiries i JOIN users u ON u.id = i.user_id LEFT JOIN users a ON a.id = i.assignee_id \
+                 WHERE ($1 = 'all' OR i.status = $1) ORDER BY i.id LIMIT 200",
+            )
+            .bind(status.clone()),
+        )
+        .await?;
+    let body = html! {
+        p { @for s in ["open", "answered", "closed", "all"] { a href={"/admin/inquiries?status=" (s)} { (s) } " " } }
+        table { thead { tr { th { "#" } th { "Subject" } th { "From" } th { "Category" } th { "Assignee" } th { "Received" } } }
+        tbody { @for r in &rows { tr {
+            td { (r.get::<i64, _>("id")) }
+            td { a href={"/admin/inquiries/" (r.get::<i64, _>("id"))} { (r.get::<String, _>("subject")) } }
+            td { (r.get::<String, _>("email")) }
+            td { (r.get::<String, _>("category")) }
+            td { (r.try_get::<Option<String>, _>("assignee").ok().flatten().unwrap_or_else(|| "—".into())) }
+            td { (when(r.get("created_at"))) }
+        } } } }
+    };
+    Ok(render(&state, &ctx, &format!("Inquiries ({status})"), body).await.into_response())
+}
+
+pub async fn inquiry(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CurrentUser(user): CurrentUser,
+    Path(inquiry_id): Path<i64>,
+) -> AppResult<Response> {
+    staff(&state, &user, Role::Operator, "inquiries").await?;
+    let row = state
+        .db
+        .optional(
+            &state.db.pool,
+            sqlx::query(
+                "SELECT i.subject, i.status, i.category, i.screenshot_key, u.email, a.email AS assignee FROM inquiries i \
+                 JOIN users u ON u.id = i.user_id LEFT JOIN users a ON a.id = i.assignee_id WHERE i.id = $1",
+            )
+            .bind(inquiry_id),
+        )
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let status: String = row.get("status");
+    let staff_rows = state
+        .db
+        .all(&state.db.pool, sqlx::query("SELECT id, email FROM users WHERE role <> 'user' ORDER BY email"))
+        .await?;
+    let base = format!("/admin/inquiries/{inquiry_id}");
+    let body = html! {
+        p { "From " (row.get::<String, _>("email")) " · " (row.get::<String, _>("category")) " · Status: " strong { (status) }
+            " · Assignee: " (row.try_get::<Option<String>, _>("assignee").ok().flatten().unwrap_or_else(|| "nobody".into())) }
+        @if row.try_get::<Option<String>, _>("screenshot_key").ok().flatten().is_some() { p.muted { "A screenshot is attached (stored with the inquiry)." } }
+        (history(&state, inquiry_id).await?)
+        @if status != "closed" {
+            form.card method="post" action={(base) "/reply"} {
+                (csrf_field(&ctx))
+                label for="staff-reply" { "Answer" }
+                textarea #staff-reply name="body" required maxlength="10000" {}
+                button type="submit" { "Send answer" }
+            }
+            form.card method="post" action={(base) "/assign"} {
+                (csrf_field(&ctx))
+                label for="assignee" { "Assign to" }
+                select #assignee name="assignee_id" { @for s in &staff_rows { option value=(s.get::<i64, _>("id")) selected[s.get::<i64, _>("id") == user.id] { (s.get::<String, _>("email")) } } }
+                button type="submit" { "Assign" }
+            }
+            form method="post" action={(base) "/close"} { (csrf_field(&ctx)) button type="submit" { "Close inquiry" } }
+        }
+    };
+    Ok(render(&state, &ctx, &row.get::<String, _>("subject"), body).await.into_response())
+}
+
+pub async fn reply(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(inquiry_id): Path<i64>,
+    CsrfForm(form): CsrfForm<ReplyForm>,
+) -> AppResult<Response> {
+    staff(&state, &user, Role::Operator, "inquiries").await?;
+    let body = text("body", &form.body, 1, 10_000)?;
+    exists(&state, inquiry_id).await?;
+    add_message(&state, inquiry_id, &user, "staff", &body, "answered").await?;
+    state
+        .audit(Category::Operation, json!({"actor": user.id, "action": "inquiry.answer", "after": {"inquiry_id": inquiry_id}}))
+        .await;
+    Ok(Redirect::to(&format!("/admin/inquiries/{inquiry_id}")).into_response())
+}
+
+async fn exists(state: &AppState, inquiry_id: i64) -> AppResult<i64> {
+    let row = state
+        .db
+        .optional(&state.db.pool, sqlx::query("SELECT assignee_id FROM inquiries WHERE id = $1").bind(inquiry_id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(row.try_get::<Option<i64>, _>("assignee_id")?.unwrap_or(0))
+}
+
+#[derive(Deserialize)]
+pub struct AssignForm {
+    #[serde(default)]
+    assignee_id: String,
+}
+
+pub async fn assign(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(inquiry_id): Path<i64>,
+    CsrfForm(form): CsrfForm<AssignForm>,
+) -> AppResult<Response> {
+    staff(&state, &user, Role::Operator, "inquiries").await?;
+    let assignee = id("assignee_id", &form.assignee_id)?;
+    let before = exists(&state, inquiry_id).await?;
+    let is_staff = state
+        .db
+        .optional(&state.db.pool, sqlx::query("SELECT id FROM users WHERE id = $1 AND role <> 'user'").bind(assignee))
+        .await?;
+    if is_staff.is_none() {
+        return Err(AppError::field("assignee_id", "must be an operator or admin"));
+    }
+    state
+        .db
+        .exec(&state.db.pool, sqlx::query("UPDATE inquiries SET assignee_id = $1 WHERE id = $2").bind(assignee).bind(inquiry_id))
+        .await?;
+    state
+        .audit(
+            Category::Operation,
+            json!({"actor": user.id, "action": "inquiry.assign", "target": inquiry_id, "before": {"assignee_id": before}, "after": {"assignee_id": assignee}}),
+        )
+        .await;
+    Ok(Redirect::to(&format!("/admin/inquiries/{inquiry_id}")).into_response())
+}
+
+pub async fn close(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(inquiry_id): Path<i64>,
+    CsrfForm(_): CsrfForm<std::collections::HashMap<String, String>>,
+) -> AppResult<Response> {
+    staff(&state, &user, Role::Operator, "inquiries").await?;
+    exists(&state, inquiry_id).await?;
+    state
+        .db
+        .exec(
+            &state.db.pool,
+            sqlx::query("UPDATE inquiries SET status = 'closed', closed_at = $1 WHERE id = $2")
+                .bind(crate::db::now_ms())
+                .bind(inquiry_id),
+        )
+        .await?;
+    state
+        .audit(Category::Operation, json!({"actor": user.id, "action": "inquiry.close", "target": inquiry_id}))
+        .await;
+    Ok(Redirect::to("/admin/inquiries").into_response())
+}
+
+/// NPS = % promoters (9–10) − % detractors (0–6), over the given responses.
+pub fn nps_score(scores: &[i64]) -> Option<i64> {
+    if scores.is_empty() {
+        return None;
+    }
+    let promoters = scores.iter().filter(|s| **s >= 9).count() as f64;
+    let detractors = scores.iter().filter(|s| **s <= 6).count() as f64;
+    Some(((promoters - detractors) * 100.0 / scores.len() as f64).round() as i64)
+}
+
+pub async fn feedback(State(state): State<AppState>, ctx: Ctx, CurrentUser(user): CurrentUser) -> AppResult<Response> {
+    staff(&state, &user, Role::Operator, "feedback").await?;
+    let since = crate::db::now_ms() - 90 * 24 * 3600 * 1000;
+    let scores: Vec<i64> = state
+        .db
+        .all(&state.db.pool, sqlx::query("SELECT score FROM nps_responses WHERE created_at >= $1").bind(since))
+        .await?
+        .iter()
+        .map(|r| r.get("score"))
+        .collect();
+    let counts = state
+        .db
+        .all(&state.db.pool, sqlx::query("SELECT kind, COUNT(*) AS n FROM feedback GROUP BY kind ORDER BY kind"))
+        .await?;
+    let recent = state
+        .db
+        .all(&state.db.pool, sqlx::query("SELECT kind, title, body, created_at FROM feedback ORDER BY id DESC LIMIT 50"))
+        .await?;
+    let comments = state
+        .db
+        .all(&state.db.pool, sqlx::query("SELECT score, comment FROM nps_responses WHERE comment <> '' ORDER BY id DESC LIMIT 20"))
+        .await?;
+    let body = html! {
+        div.grid {
+            section.card { h2 { "NPS (last 90 days)" }
+                p #nps-score { @match nps_score(&scores) { Some(s) => { strong { (s) } " from " (scores.len()) " responses" } None => { "No responses yet" } } } }
+            section.card { h2 { "Feedback by kind" }
+                ul { @for c in &counts { li { (c.get::<String, _>("kind")) ": " (c.get::<i64, _>("n")) } } } }
+        }
+        h2 { "Recent bug reports and feature requests" }
+        @for r in &recent { article.card { p.muted { (r.get::<String, _>("kind")) " · " (when(r.get("created_at"))) } h3 { (r.get::<String, _>("title")) } p { (r.get::<String, _>("body")) } } }
+        h2 { "NPS comments" }
+        ul { @for c in &comments { li { (c.get::<i64, _>("score")) ": " (c.get::<String, _>("comment")) } } }
+    };
+    Ok(render(&state, &ctx, "Feedback and NPS", body).await.into_response())
+}
+
+pub async fn users(State(state): State<AppState>, ctx: Ctx, CurrentUser(user): CurrentUser) -> AppResult<Response> {
+    staff(&state, &user, Role::Admin, "users").await?;
+    let rows = state
+        .db
+        .all(&state.db.pool, sqlx::query("SELECT id, email, role, created_at FROM users ORDER BY id LIMIT 500"))
+        .await?;
+    let body = html! {
+        table { thead { tr { th { "E-mail" } th { "Since" } th { "Role" } } }
+        tbody { @for r in &rows { tr {
+            td { (r.get::<String, _>("email")) }
+            td { (when(r.get("created_at"))) }
+            td { form.inline method="post" action={"/admin/users/" (r.get::<i64, _>("id")) "/role"} {
+                (csrf_field(&ctx))
+                label.muted for={"role-" (r.get::<i64, _>("id"))} { "Role" }
+                select id={"role-" (r.get::<i64, _>("id"))} name="role" {
+                    @for role in ["user", "operator", "admin"] { option value=(role) selected[r.get::<String, _>("role") == role] { (role) } }
+                }
+                button type="submit" { "Change" }
+            } }
+        } } } }
+    };
+    Ok(render(&state, &ctx, "Users and roles", body).await.into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn set_role(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(target): Path<i64>,
+    CsrfForm(form): CsrfForm<RoleForm>,
+) -> AppResult<Response> {
+    staff(&state, &user, Role::Admin, "users").await?;
+    let role = Role::parse(form.role.trim()).ok_or_else(|| AppError::field("role", "must be user, operator or admin"))?;
+    if target == user.id && role != Role::Admin {
+        return Err(AppError::field("role", "you cannot remove your own admin role"));
+    }
+    let before = state
+        .db
+        .optional(&state.db.pool, sqlx::query("SELECT role FROM users WHERE id = $1").bind(target))
+        .await?
+        .ok_or(AppError::NotFound)?
+        .get::<String, _>("role");
+    state
+        .db
+        .exec(&state.db.pool, sqlx::query("UPDATE users SET role = $1 WHERE id = $2").bind(role.as_str()).bind(target))
+        .await?;
+    state
+        .audit(
+            Category::Auth,
+            json!({"event": "role_change", "actor": user.id, "user_id": target, "before": before, "after": role.as_str()}),
+        )
+        .await;
+    Ok(Redirect::to("/admin/users").into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct LogQuery {
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    page: Option<i64>,
+}
+
+pub async fn logs(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<LogQuery>,
+) -> AppResult<Response> {
+    staff(&state, &user, Role::Admin, "logs").await?;
+    let category = match q.category.as_str() {
+        "" => None,
+        c => Some(crate::logs::Category::parse(c).ok_or_else(|| AppError::field("category", "must be access, auth, operation or error"))?),
+    };
+    state
+        .audit(
+            Category::Operation,
+            json!({"actor": user.id, "action": "logs.read", "category": q.category, "before": q.before}),
+        )
+        .await;
+    let entries = state.logs.recent(category, q.before, 100).await?;
+    let next = entries.last().map(|e| e.id);
+    let page = q.page.unwrap_or(1);
+    let body = html! {
+        p { a href="/admin/logs" { "all" } " " @for c in crate::logs::CATEGORIES { a href={"/admin/logs?category=" (c)} { (c) } " " } }
+        table #logs { thead { tr { th { "#" } th { "Time" } th { "Log" } th { "Entry" } } }
+        tbody { @for e in &entries { tr { td { (e.id) } td { (e.ts) } td { (e.category) } td { code { (e.data.to_string()) } } } } } }
+        @if let Some(n) = next { (pager(&format!("/admin/logs?category={}&before={n}", q.category), page, entries.len() == 100)) }
+    };
+    Ok(render(&state, &ctx, "Audit logs", body).await.into_response())
+}
