@@ -1,0 +1,162 @@
+//! Watches: a newline-delimited JSON stream of `{"type", "object"}` events, resumable from a
+//! resourceVersion while the history still holds it, and answered with an in-stream
+//! `ERROR` 410 (as kube-apiserver does) once it does not — kube-runtime then re-lists.
+
+use crate::server::Shared;
+use crate::store::Notice;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+/// Which objects a watch sends and how each is rendered.
+pub struct WatchSpec {
+    pub storage: String,
+    pub namespace: Option<String>,
+    /// True when the (rendered) object should be sent.
+    pub filter: Box<dyn Fn(&Value) -> bool + Send + Sync>,
+    /// Storage form → what the client asked for (a view, or a one-row Table).
+    pub render: Box<dyn Fn(&Value) -> Value + Send + Sync>,
+    pub bookmark: Value,
+    pub resource_version: Option<u64>,
+    pub bookmarks: bool,
+    pub send_initial_events: bool,
+    pub timeout: Duration,
+}
+
+fn line(kind: &str, object: &Value) -> Bytes {
+    let mut s = json!({"type": kind, "object": object}).to_string();
+    s.push('\n');
+    Bytes::from(s)
+}
+
+fn gone(rv: u64, oldest: u64) -> Bytes {
+    line(
+        "ERROR",
+        &json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("too old resource version: {rv} ({oldest})"),
+            "reason": "Expired", "code": 410
+        }),
+    )
+}
+
+/// Starts a watch; returns the stream of body chunks.
+pub fn start(
+    shared: &Arc<Shared>,
+    spec: WatchSpec,
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + use<> {
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let mut initial: Vec<Bytes> = vec![];
+    let mut expired = false;
+    let (mut rx_notice, start_rv) = {
+        let store = shared.store.lock().expect("store lock");
+        let rx_notice = store.subscribe();
+        let current = store.current_rv();
+        let in_scope = |ns: &str| spec.namespace.as_deref().is_none_or(|n| n == ns);
+        match spec
+            .resource_version
+            .filter(|rv| *rv != 0 && !spec.send_initial_events)
+        {
+            None => {
+                for obj in store.list(&spec.storage, spec.namespace.as_deref(), None) {
+                    let view = (spec.render)(&obj);
+                    if (spec.filter)(&view) {
+                        initial.push(line("ADDED", &view));
+                    }
+                }
+                if spec.send_initial_events {
+                    let mut bm = spec.bookmark.clone();
+                    bm["metadata"] = json!({
+                        "resourceVersion": current.to_string(),
+                        "annotations": {"k8s.io/initial-events-end": "true"}
+                    });
+                    initial.push(line("BOOKMARK", &bm));
+                }
+            }
+            Some(rv) => match store.history_after(rv) {
+                None => {
+                    initial.push(gone(rv, current));
+                    expired = true;
+                }
+                Some(records) => {
+                    for r in records {
+                        if r.storage != spec.storage || !in_scope(crate::meta::namespace(&r.object))
+                        {
+                            continue;
+                        }
+                        let view = (spec.render)(&r.object);
+                        if (spec.filter)(&view) {
+                            initial.push(line(r.change.as_str(), &view));
+                        }
+                    }
+                }
+            },
+        }
+        (rx_notice, current)
+    };
+    tokio::spawn(async move {
+        for chunk in initial {
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+        if expired {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + spec.timeout;
+        let mut last_rv = start_rv;
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.tick().await;
+        loop {
+            let chunk = tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    if spec.bookmarks {
+                        let _ = tx.send(bookmark(&spec.bookmark, last_rv)).await;
+                    }
+                    return;
+                }
+                _ = tick.tick(), if spec.bookmarks => bookmark(&spec.bookmark, last_rv),
+                _ = tx.closed() => return,
+                n = rx_notice.recv() => match n {
+                    Ok(Notice::Change(r)) => {
+                        if r.rv <= last_rv {
+                            continue;
+                        }
+                        last_rv = r.rv;
+                        let ns = crate::meta::namespace(&r.object);
+                        if r.storage != spec.storage || spec.namespace.as_deref().is_some_and(|n| n != ns) {
+                            continue;
+                        }
+                        let view = (spec.render)(&r.object);
+                        if !(spec.filter)(&view) {
+                            continue;
+                        }
+                        line(r.change.as_str(), &view)
+                    }
+                    Ok(Notice::CloseAll) | Err(broadcast::error::RecvError::Closed) => return,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // This watch fell too far behind to be served in order: make it re-list.
+                        let _ = tx.send(gone(last_rv, last_rv)).await;
+                        return;
+                    }
+                },
+            };
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) },
+    )
+}
+
+fn bookmark(template: &Value, rv: u64) -> Bytes {
+    let mut bm = template.clone();
+    bm["metadata"] = json!({"resourceVersion": rv.to_string()});
+    line("BOOKMARK", &bm)
+}
