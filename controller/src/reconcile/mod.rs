@@ -1,0 +1,183 @@
+//! The reconcile pipeline every kind follows:
+//! `validate → resolve references → operate → write status (+ Events on transitions)`.
+//!
+//! Each kind implements [`TendKind`]: how to reach its status, and its own `operate` step. The
+//! pipeline is shared so every kind reports the same way: `observedGeneration`, `Ready`, and
+//! `Stalled` (present only while true) with stable reasons.
+
+mod kinds;
+mod references;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::NamespaceResourceScope;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tend_crds::conditions::{Condition, condition, reasons, remove_condition, set_condition, types};
+use tend_crds::references::References;
+use tend_crds::validation::{Validate, summarize};
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::metrics::{ConditionLabels, ErrorLabels};
+use crate::status::{apply_status, condition_key, publish_event};
+
+pub use references::{ReferenceProblem, resolve};
+
+/// What a kind's own step concluded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// `Ready` status.
+    pub ready: bool,
+    /// Stable CamelCase reason.
+    pub reason: &'static str,
+    /// Human message.
+    pub message: String,
+    /// When to look again even if nothing changes (schedules, timeouts).
+    pub requeue_after: Option<Duration>,
+}
+
+/// A tend custom resource the pipeline can reconcile.
+pub trait TendKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    type Spec: Validate + References;
+    type Status: Clone + Default + Serialize + PartialEq + Send + Sync;
+
+    /// Kind name for metrics and logs.
+    const KIND: &'static str;
+
+    fn spec(&self) -> &Self::Spec;
+    fn status(&self) -> Option<&Self::Status>;
+    fn conditions_mut(status: &mut Self::Status) -> &mut Vec<Condition>;
+    fn observed_generation_mut(status: &mut Self::Status) -> &mut Option<i64>;
+
+    /// The kind's own work, once the spec is valid and its references resolve. Kinds whose
+    /// engine is not built yet say so in the verdict's reason (`EngineNotImplemented`).
+    fn operate(&self, status: &mut Self::Status, now: Timestamp) -> Verdict;
+}
+
+/// How often objects with a problem that may fix itself (a Secret created later) are rechecked.
+const RECHECK_MISSING_REFERENCE: Duration = Duration::from_secs(30);
+/// Even with nothing due, objects are rechecked this often (references may have been deleted).
+const RESYNC: Duration = Duration::from_secs(300);
+
+/// The kube-runtime entry point for every kind.
+pub async fn reconcile<K: TendKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let result = reconcile_inner(obj.as_ref(), ctx.as_ref()).await;
+    ctx.metrics.observe_reconcile(K::KIND, started.elapsed());
+    result
+}
+
+/// Transient errors: requeue with a short backoff; the watch also retriggers on change.
+pub fn error_policy<K: TendKind>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels { kind: K::KIND, error: error.metric_label() })
+        .inc();
+    tracing::warn!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(10))
+}
+
+async fn reconcile_inner<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> {
+    let now = Timestamp::now();
+    let generation = obj.meta().generation;
+    let old_status = obj.status().cloned().unwrap_or_default();
+    let mut status = old_status.clone();
+
+    let (verdict, stalled) = match assess(obj, ctx, &mut status, now).await? {
+        Assessment::Operated(verdict) => (verdict, false),
+        Assessment::Stalled(verdict) => (verdict, true),
+    };
+
+    *K::observed_generation_mut(&mut status) = generation;
+    let conditions = K::conditions_mut(&mut status);
+    let previous_ready = condition_key(conditions, types::READY);
+    set_condition(
+        conditions,
+        condition(types::READY, verdict.ready, verdict.reason, verdict.message.clone(), generation, now),
+    );
+    if stalled {
+        set_condition(
+            conditions,
+            condition(types::STALLED, true, verdict.reason, verdict.message.clone(), generation, now),
+        );
+    } else {
+        remove_condition(conditions, types::STALLED);
+    }
+    remove_condition(conditions, types::RECONCILING);
+    let current_ready = condition_key(conditions, types::READY);
+
+    if status != old_status || obj.status().is_none() {
+        apply_status(ctx, obj, &status).await?;
+    }
+    if previous_ready != current_ready {
+        record_transition(obj, ctx, &verdict, stalled).await;
+    }
+
+    let requeue = if stalled {
+        RECHECK_MISSING_REFERENCE
+    } else {
+        verdict.requeue_after.map_or(RESYNC, |d| d.min(RESYNC))
+    };
+    // An invalid spec will not fix itself: wait for the next change instead of polling.
+    if stalled && verdict.reason == reasons::INVALID_SPEC {
+        return Ok(Action::await_change());
+    }
+    Ok(Action::requeue(requeue))
+}
+
+enum Assessment {
+    Operated(Verdict),
+    Stalled(Verdict),
+}
+
+async fn assess<K: TendKind>(obj: &K, ctx: &Context, status: &mut K::Status, now: Timestamp) -> Result<Assessment> {
+    let errors = obj.spec().validate();
+    if !errors.is_empty() {
+        return Ok(Assessment::Stalled(Verdict {
+            ready: false,
+            reason: reasons::INVALID_SPEC,
+            message: summarize(&errors),
+            requeue_after: None,
+        }));
+    }
+    let namespace = obj.namespace().unwrap_or_default();
+    if let Some(problem) = resolve(&ctx.client, &namespace, &obj.spec().references()).await? {
+        return Ok(Assessment::Stalled(Verdict {
+            ready: false,
+            reason: problem.reason(),
+            message: problem.to_string(),
+            requeue_after: Some(RECHECK_MISSING_REFERENCE),
+        }));
+    }
+    Ok(Assessment::Operated(obj.operate(status, now)))
+}
+
+async fn record_transition<K: TendKind>(obj: &K, ctx: &Context, verdict: &Verdict, stalled: bool) {
+    let (type_, action) = if stalled {
+        ctx.metrics
+            .stalled
+            .get_or_create(&ConditionLabels { kind: K::KIND, reason: verdict.reason.to_string() })
+            .inc();
+        (EventType::Warning, "Validate")
+    } else {
+        (EventType::Normal, "Reconcile")
+    };
+    tracing::info!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), reason = verdict.reason, ready = verdict.ready, "condition changed");
+    publish_event(ctx, obj, type_, verdict.reason, action, verdict.message.clone()).await;
+}

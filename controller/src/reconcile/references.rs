@@ -1,0 +1,97 @@
+//! Resolving what a spec references: Secrets (and the keys it needs) and other tend objects.
+//! Secrets are read one by one with `get` — tend never lists or watches Secrets — and their
+//! values are never logged, copied into status, or put in messages: only names and key names.
+
+use std::fmt;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+use tend_crds::conditions::reasons;
+use tend_crds::references::{Reference, Target};
+
+use crate::error::Result;
+
+/// The first reference that does not resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReferenceProblem {
+    SecretNotFound { field: String, name: String },
+    SecretKeyMissing { field: String, name: String, key: String },
+    ObjectNotFound { field: String, kind: &'static str, name: String },
+}
+
+impl ReferenceProblem {
+    /// Condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::SecretNotFound { .. } => reasons::SECRET_NOT_FOUND,
+            Self::SecretKeyMissing { .. } => reasons::SECRET_KEY_MISSING,
+            Self::ObjectNotFound { .. } => reasons::REFERENCE_NOT_FOUND,
+        }
+    }
+}
+
+impl fmt::Display for ReferenceProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SecretNotFound { field, name } => write!(f, "{field}: Secret {name:?} not found"),
+            Self::SecretKeyMissing { field, name, key } => {
+                write!(f, "{field}: Secret {name:?} has no key {key:?}")
+            }
+            Self::ObjectNotFound { field, kind, name } => write!(f, "{field}: {kind} {name:?} not found"),
+        }
+    }
+}
+
+/// Checks every reference in order and returns the first problem.
+pub async fn resolve(client: &Client, namespace: &str, references: &[Reference]) -> Result<Option<ReferenceProblem>> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for reference in references {
+        let field = reference.field.clone();
+        match &reference.target {
+            Target::Secret { name, keys } => {
+                let Some(secret) = secrets.get_opt(name).await? else {
+                    return Ok(Some(ReferenceProblem::SecretNotFound { field, name: name.clone() }));
+                };
+                for key in keys {
+                    let in_data = secret.data.as_ref().is_some_and(|d| d.contains_key(key));
+                    let in_string_data = secret.string_data.as_ref().is_some_and(|d| d.contains_key(key));
+                    if !in_data && !in_string_data {
+                        return Ok(Some(ReferenceProblem::SecretKeyMissing {
+                            field,
+                            name: name.clone(),
+                            key: key.clone(),
+                        }));
+                    }
+                }
+            }
+            Target::Object { kind, name } => {
+                if !object_exists(client, namespace, kind, name).await? {
+                    return Ok(Some(ReferenceProblem::ObjectNotFound { field, kind, name: name.clone() }));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+async fn object_exists(client: &Client, namespace: &str, kind: &str, name: &str) -> Result<bool> {
+    use tend_crds::*;
+    macro_rules! exists {
+        ($t:ty) => {
+            Api::<$t>::namespaced(client.clone(), namespace).get_opt(name).await?.is_some()
+        };
+    }
+    Ok(match kind {
+        "BackupPolicy" => exists!(BackupPolicy),
+        "RestoreRequest" => exists!(RestoreRequest),
+        "AlertRule" => exists!(AlertRule),
+        "EscalationPolicy" => exists!(EscalationPolicy),
+        "IncidentRecord" => exists!(IncidentRecord),
+        "SupportChannel" => exists!(SupportChannel),
+        "LogPolicy" => exists!(LogPolicy),
+        other => {
+            tracing::warn!(kind = other, "reference to a kind tend does not know");
+            false
+        }
+    })
+}

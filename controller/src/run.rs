@@ -1,0 +1,234 @@
+//! `tend run`: the controller process — probes and metrics, leader election, one Controller per
+//! kind, and a clean shutdown on SIGTERM/SIGINT (controllers drain, the lease is released).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use futures::{FutureExt, StreamExt};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client};
+use tend_crds::*;
+use tokio::sync::watch;
+
+use crate::context::Context;
+use crate::leader::{LeaderElector, LeaseConfig};
+use crate::metrics::Metrics;
+use crate::reconcile::{TendKind, error_policy, reconcile};
+use crate::server::{self, Probes};
+
+/// Settings of `tend run`.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub metrics_addr: SocketAddr,
+    /// Watch only this namespace (all namespaces when `None`).
+    pub watch_namespace: Option<String>,
+    /// `None` disables leader election (single replica, development).
+    pub lease: Option<LeaseConfig>,
+}
+
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot serve probes on {addr}: {source}")]
+    Serve { addr: SocketAddr, source: std::io::Error },
+    #[error("lost the leader lease {0}: stopping so that only the new leader acts")]
+    LostLease(String),
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c().map(|_| ());
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler only fails outside a Tokio runtime");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
+}
+
+pub async fn run(config: RunConfig) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Client)?;
+    run_with_client(client, config, shutdown_signal()).await
+}
+
+/// Runs until `shutdown` resolves (tests pass their own trigger).
+pub async fn run_with_client(
+    client: Client,
+    config: RunConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = {
+        let rx = stop_rx.clone();
+        move || {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        }
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.metrics_addr)
+        .await
+        .map_err(|source| RunError::Serve { addr: config.metrics_addr, source })?;
+    let probes = Probes { metrics: metrics.clone(), ready: ready.clone() };
+    let server = tokio::spawn(
+        axum::serve(listener, server::router(probes)).with_graceful_shutdown(stopped()).into_future(),
+    );
+    tracing::info!(addr = %config.metrics_addr, "serving /metrics, /healthz and /readyz");
+
+    client.apiserver_version().await.map_err(RunError::Client)?;
+    ready.store(true, Ordering::Relaxed);
+
+    let identity = config.lease.as_ref().map_or_else(|| "tend".to_string(), |l| l.identity.clone());
+    let mut elector = config.lease.clone().map(|lease| LeaderElector::new(client.clone(), lease));
+    if let Some(elector) = elector.as_mut() {
+        let acquired = acquire(elector, &metrics, stopped()).await;
+        if !acquired {
+            server.abort();
+            return Ok(());
+        }
+    }
+
+    let ctx = Arc::new(Context::new(client.clone(), &identity, metrics.clone()));
+    let controllers = futures::future::join_all(vec![
+        controller::<BackupPolicy>(&client, &config, ctx.clone(), stopped()),
+        controller::<RestoreRequest>(&client, &config, ctx.clone(), stopped()),
+        controller::<AlertRule>(&client, &config, ctx.clone(), stopped()),
+        controller::<EscalationPolicy>(&client, &config, ctx.clone(), stopped()),
+        controller::<IncidentRecord>(&client, &config, ctx.clone(), stopped()),
+        controller::<SupportChannel>(&client, &config, ctx.clone(), stopped()),
+        controller::<LogPolicy>(&client, &config, ctx.clone(), stopped()),
+    ]);
+
+    let result = match elector.as_mut() {
+        Some(elector) => {
+            let renew = hold(elector, &metrics, stopped());
+            tokio::select! {
+                _ = controllers => Ok(()),
+                lost = renew => match lost {
+                    Some(name) => Err(RunError::LostLease(name)),
+                    None => Ok(()),
+                },
+            }
+        }
+        None => {
+            controllers.await;
+            Ok(())
+        }
+    };
+    if let Some(elector) = elector.as_mut() {
+        metrics.leader.set(0);
+        if let Err(error) = elector.release().await {
+            tracing::warn!(%error, "could not release the leader lease; it expires on its own");
+        }
+    }
+    let _ = server.await;
+    tracing::info!("stopped");
+    result
+}
+
+fn controller<K: TendKind>(
+    client: &Client,
+    config: &RunConfig,
+    ctx: Arc<Context>,
+    stopped: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> futures::future::BoxFuture<'static, ()> {
+    let api: Api<K> = match &config.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .graceful_shutdown_on(stopped)
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(kind = K::KIND, %object, "reconciled"),
+                Err(error) => tracing::warn!(kind = K::KIND, %error, "controller error"),
+            }
+        })
+        .boxed()
+}
+
+/// Waits until this replica holds the lease; `false` if shutdown came first.
+async fn acquire(
+    elector: &mut LeaderElector,
+    metrics: &Metrics,
+    stopped: impl std::future::Future<Output = ()>,
+) -> bool {
+    tokio::pin!(stopped);
+    let mut logged_standby = false;
+    loop {
+        match elector.try_acquire_or_renew().await {
+            Ok(true) => {
+                tracing::info!(identity = elector.identity(), lease = %elector.config().name, "acquired the leader lease");
+                metrics.leader.set(1);
+                return true;
+            }
+            Ok(false) if !logged_standby => {
+                tracing::info!(identity = elector.identity(), "another replica leads; standing by");
+                logged_standby = true;
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "leader election request failed"),
+        }
+        tokio::select! {
+            _ = &mut stopped => return false,
+            _ = tokio::time::sleep(elector.config().retry_period) => {}
+        }
+    }
+}
+
+/// Renews the lease until shutdown (`None`) or until it cannot be renewed within the lease
+/// duration (`Some(lease name)`): then another replica may already lead, so this one stops.
+async fn hold(
+    elector: &mut LeaderElector,
+    metrics: &Metrics,
+    stopped: impl std::future::Future<Output = ()>,
+) -> Option<String> {
+    tokio::pin!(stopped);
+    let mut last_renewal = Instant::now();
+    // Stop acting well before the lease can be taken over.
+    let deadline = elector.config().lease_duration.mul_f32(2.0 / 3.0);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return None,
+            _ = tokio::time::sleep(elector.config().retry_period) => {}
+        }
+        match elector.try_acquire_or_renew().await {
+            Ok(true) => {
+                last_renewal = Instant::now();
+                metrics.lease_renewals.inc();
+            }
+            Ok(false) => return Some(elector.config().name.clone()),
+            Err(error) => tracing::warn!(%error, "could not renew the leader lease"),
+        }
+        if last_renewal.elapsed() > deadline {
+            return Some(elector.config().name.clone());
+        }
+    }
+}
+
+/// Default identity: host name and process id.
+pub fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "tend".into());
+    format!("{host}-{}", std::process::id())
+}
+
