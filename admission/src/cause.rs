@@ -64,7 +64,8 @@ impl CauseReason {
 pub struct Cause {
     /// Machine-readable kind of error.
     pub reason: CauseReason,
-    /// Path of the offending field: dots for fields, `[i]` for list indices, `[key]` for map keys.
+    /// Path of the offending field: dots for fields, `[i]` for list indices, `[key]` for map keys;
+    /// `<nil>` for the object as a whole, as kube-apiserver prints its nil root path.
     pub field: String,
     /// Human-readable error body, worded as kube-apiserver words it.
     pub message: String,
@@ -90,6 +91,8 @@ impl Cause {
             message.push_str(": ");
             message.push_str(detail);
         }
+        // The apiserver's root field path is nil, which prints as `<nil>`.
+        let field = if field.is_empty() { "<nil>" } else { field };
         Cause {
             reason,
             field: field.to_string(),
@@ -186,6 +189,31 @@ pub fn invalid_status(kind: &str, group: &str, name: &str, causes: &[Cause]) -> 
         "reason": "Invalid",
         "details": {"name": name, "group": group, "kind": kind, "causes": causes},
         "code": 422
+    })
+}
+
+/// The `metav1.Status` (400, reason `BadRequest`) kube-apiserver returns when a request asked for
+/// strict field validation (`fieldValidation=Strict`, kubectl's default) and carried fields the
+/// schema does not declare, e.g. `Pet in version "v1alpha1" cannot be handled as a Pet: strict
+/// decoding error: unknown field "spec.colour"`.
+pub fn strict_decoding_status(kind: &str, version: &str, unknown_fields: &[String]) -> Value {
+    let unknown: Vec<String> = unknown_fields
+        .iter()
+        .map(|f| format!("unknown field {}", go_quote(f)))
+        .collect();
+    let message = format!(
+        "{kind} in version {} cannot be handled as a {kind}: strict decoding error: {}",
+        go_quote(version),
+        unknown.join(", ")
+    );
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "BadRequest",
+        "code": 400
     })
 }
 

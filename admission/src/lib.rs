@@ -36,6 +36,8 @@
 
 mod cause;
 mod cel;
+mod cel_value;
+mod composition;
 mod embedded;
 mod formats;
 mod lists;
@@ -43,7 +45,7 @@ mod node;
 mod prune;
 mod structural;
 
-pub use cause::{Cause, CauseReason, invalid_status};
+pub use cause::{Cause, CauseReason, invalid_status, strict_decoding_status};
 
 use serde_json::Value;
 
@@ -114,6 +116,7 @@ impl Schema {
 
         if self.has_rules {
             if outcome.causes.iter().any(|c| blocks_rules(c.reason)) {
+                // Reported against the nil root path, like the apiserver's.
                 let null = Value::Null;
                 outcome.causes.push(Cause::new(
                     CauseReason::FieldValueInvalid,

@@ -212,7 +212,7 @@ fn cel_is_skipped_when_the_structure_is_invalid() {
         lines(&outcome.causes),
         [
             r#"spec.keep: Invalid value: "string": spec.keep in body must be of type integer: "string""#,
-            r#": Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#,
+            r#"<nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#,
         ]
     );
 }
@@ -266,7 +266,7 @@ fn root_rules_see_only_name_and_generate_name_of_metadata() {
     let mut long = json!({"apiVersion": "v", "kind": "K", "metadata": {"name": "a-very-long-name", "labels": {"a": "b"}}, "spec": {}});
     assert_eq!(
         lines(&admit(&schema, &mut long, None).causes),
-        [r#": Invalid value: "object": name too long for a cron job"#]
+        [r#"<nil>: Invalid value: "object": name too long for a cron job"#]
     );
 }
 

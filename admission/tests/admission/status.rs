@@ -2,7 +2,7 @@
 
 use crate::admit;
 use serde_json::json;
-use tend_admission::{Cause, CauseReason, invalid_status};
+use tend_admission::{Cause, CauseReason, invalid_status, strict_decoding_status};
 
 #[test]
 fn invalid_status_carries_every_cause_and_joins_them_in_the_message() {
@@ -84,4 +84,29 @@ fn unknown_fields_become_strict_validation_causes() {
         serde_json::to_value(strict[0].reason).unwrap(),
         json!("FieldValueUnknown")
     );
+}
+
+#[test]
+fn strict_decoding_status_lists_every_unknown_field() {
+    let status = strict_decoding_status(
+        "Pet",
+        "v1alpha1",
+        &["spec.colour".to_string(), "spec.size".to_string()],
+    );
+    assert_eq!(
+        status,
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "Pet in version \"v1alpha1\" cannot be handled as a Pet: strict decoding error: unknown field \"spec.colour\", unknown field \"spec.size\"",
+            "reason": "BadRequest", "code": 400
+        })
+    );
+}
+
+#[test]
+fn errors_on_the_whole_object_use_the_nil_root_path() {
+    let schema = json!({"type": "object", "minProperties": 5});
+    let mut object = json!({"apiVersion": "v", "kind": "K", "metadata": {"name": "n"}});
+    let outcome = admit(&schema, &mut object, None);
+    assert_eq!(outcome.causes[0].field, "<nil>");
 }
