@@ -20,14 +20,25 @@
 //!
 //! What this crate deliberately does not do:
 //! - validate `metadata` (names, labels, annotations, ...): the apiserver validates object
-//!   metadata itself, and so must whoever calls this; here it only has to be an object;
-//! - enforce CEL cost limits (per-rule and per-request budgets): rules run to completion;
-//! - validation ratcheting on update (unchanged invalid fields are reported, not tolerated);
-//! - check the CRD itself against every structural-schema rule: a schema is compiled as given,
-//!   and only problems that would make validation wrong (bad CEL, bad regex, bad keywords) are
+//!   metadata itself, and so must whoever calls this; here it only has to be an object, and CEL
+//!   rules see only its `name` and `generateName`;
+//! - enforce CEL cost limits (per-rule and per-request budgets) or type-check rules against the
+//!   schema at compile time: rules only have to parse, and run to completion; a rule that fails
+//!   at runtime refuses the object with the CEL error, as the apiserver does;
+//! - validation ratcheting on update (invalid fields that the update leaves unchanged are
+//!   reported, where a recent apiserver would tolerate them);
+//! - check the CRD itself against every structural-schema rule: a schema is compiled as given;
+//!   only problems that would make validation wrong (bad CEL, bad regex, malformed keywords,
+//!   rules inside `allOf`/`anyOf`/`oneOf`/`not`) and `default`s their own schema refuses are
 //!   reported;
 //! - reproduce go-openapi's choice of the "best" failing `anyOf`/`oneOf` branch exactly: the
-//!   branch with the fewest errors is reported.
+//!   branch with the fewest errors is reported;
+//! - match Go's regexp (RE2) in every corner: patterns run on the `regex` crate, the same
+//!   syntax family; `\d`, `\w`, `\s` are rewritten to RE2's ASCII sets, but rarer differences
+//!   (e.g. `\b` on non-ASCII text) remain.
+//!
+//! Messages follow the apiserver releases that print the bad value of a failed CEL rule as the
+//! schema type (`spec: Invalid value: "object": ...`) and a nil value as `"null"`.
 //!
 //! A CEL rule that kube-cel cannot evaluate (an unsupported macro or function) fails closed: the
 //! object is refused with a cause that says so, never silently admitted.
@@ -42,7 +53,9 @@ mod embedded;
 mod formats;
 mod lists;
 mod node;
+mod pattern;
 mod prune;
+mod schema_check;
 mod structural;
 
 pub use cause::{Cause, CauseReason, invalid_status, strict_decoding_status};
@@ -92,7 +105,8 @@ const RULES_NOT_CHECKED: &str = "some validation rules were not checked because 
 impl Schema {
     /// Compiles an `openAPIV3Schema`. Fails with one message per problem (a CEL rule or
     /// `messageExpression` that does not parse, a `pattern` that is not a valid regex, a keyword
-    /// with the wrong shape), each prefixed with its place in the schema.
+    /// with the wrong shape, a `default` its own schema refuses), each prefixed with its place in
+    /// the schema.
     pub fn compile(open_api_v3_schema: &Value) -> Result<Schema, Vec<String>> {
         let mut problems = Vec::new();
         let root = node::compile(open_api_v3_schema, "openAPIV3Schema", &mut problems);

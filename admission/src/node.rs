@@ -144,7 +144,7 @@ pub(crate) fn compile(schema: &Value, at: &str, problems: &mut Vec<String>) -> N
         }
     }
     if let Some(pattern) = obj.get("pattern").and_then(Value::as_str) {
-        match Regex::new(pattern) {
+        match Regex::new(&crate::pattern::ascii_classes(pattern)) {
             Ok(re) => node.pattern = Some((pattern.to_string(), re)),
             Err(e) => problems.push(format!("{at}.pattern: cannot compile {pattern:?}: {e}")),
         }
@@ -221,6 +221,7 @@ pub(crate) fn compile(schema: &Value, at: &str, problems: &mut Vec<String>) -> N
         ));
     }
     node.rules = compile_rules(obj, at, problems);
+    crate::schema_check::check_default(&node, at, problems);
     node
 }
 

@@ -318,3 +318,21 @@ fn schema_with_bad_cel_or_bad_pattern_does_not_compile() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn schema_with_a_default_its_schema_refuses_does_not_compile() {
+    let schema = with_spec(json!({"type": "object", "properties": {
+        "mode": {"type": "string", "enum": ["scratch", "inPlace"], "default": "copy"},
+        "retention": {"type": "object", "default": {"keepDaily": -1, "bogus": 1},
+            "properties": {"keepDaily": {"type": "integer", "minimum": 0}}}
+    }}));
+    let problems = Schema::compile(&schema).expect_err("schema must be refused");
+    assert_eq!(
+        problems,
+        [
+            r#"openAPIV3Schema.properties[spec].properties[mode].default: Unsupported value: "copy": supported values: "scratch", "inPlace""#,
+            "openAPIV3Schema.properties[spec].properties[retention].default: bogus: must not have fields the schema does not declare",
+            "openAPIV3Schema.properties[spec].properties[retention].default: keepDaily: Invalid value: -1: keepDaily in body should be greater than or equal to 0",
+        ]
+    );
+}
