@@ -11,13 +11,13 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 /// Whether `value` is a valid string of `format`. `None` when the format is not checked.
 pub(crate) fn string_is_valid(format: &str, value: &str) -> Option<bool> {
     let valid = match format {
-        "date-time" | "datetime" => parse_date_time(value).is_some(),
+        "date-time" | "datetime" => is_date_time(value),
         "date" => parse_date(value).is_some(),
         "duration" => parse_duration(value).is_some(),
         "byte" => base64::engine::general_purpose::STANDARD
             .decode(value)
             .is_ok(),
-        "uri" => !value.is_empty() && !value.chars().any(|c| c.is_whitespace() || c.is_control()),
+        "uri" => is_request_uri(value),
         "hostname" => is_hostname(value),
         "email" => is_email(value),
         "ipv4" => value.parse::<std::net::Ipv4Addr>().is_ok(),
@@ -73,30 +73,37 @@ pub(crate) fn parse_date(value: &str) -> Option<DateTime<FixedOffset>> {
 }
 
 /// Parses a duration the way Go's `strfmt.ParseDuration` does: first Go's own syntax (`1h30m`,
-/// `-1.5s`, `300ms`), then a sequence of whole numbers with named units (`3 days`, `1w 2d`).
+/// `-1.5s`, `300ms`); failing that, every `<digits><optional space><letters>` run in the string
+/// whose letters name a unit (`3 days`, `1w 2d`) is summed, and runs with other letters are
+/// ignored, as strfmt ignores them. No run with a known unit means no duration.
 pub(crate) fn parse_duration(value: &str) -> Option<chrono::Duration> {
     if let Some(d) = parse_go_duration(value) {
         return Some(d);
     }
-    let mut rest = value.trim();
     let mut total = chrono::Duration::zero();
     let mut matched = false;
-    while !rest.is_empty() {
+    let mut rest = value;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        rest = &rest[start..];
         let digits = rest
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
+        let amount = &rest[..digits];
+        let after = rest[digits..].trim_start();
+        let letters = after
+            .find(|c: char| !(c.is_ascii_alphabetic() || c == 'µ'))
+            .unwrap_or(after.len());
+        if letters > 0 {
+            if let Some(unit) = unit_nanos_named(&after[..letters].to_lowercase()) {
+                let amount: i64 = amount.parse().ok()?;
+                let nanos = amount.checked_mul(unit)?;
+                total = total.checked_add(&chrono::Duration::nanoseconds(nanos))?;
+                matched = true;
+            }
+            rest = &after[letters..];
+        } else {
+            rest = after;
         }
-        let amount: i64 = rest[..digits].parse().ok()?;
-        rest = rest[digits..].trim_start();
-        let unit_len = rest
-            .find(|c: char| !c.is_alphabetic())
-            .unwrap_or(rest.len());
-        let unit = unit_nanos_named(&rest[..unit_len].to_lowercase())?;
-        total = total.checked_add(&chrono::Duration::nanoseconds(amount.checked_mul(unit)?))?;
-        rest = rest[unit_len..].trim_start();
-        matched = true;
     }
     matched.then_some(total)
 }
@@ -104,14 +111,14 @@ pub(crate) fn parse_duration(value: &str) -> Option<chrono::Duration> {
 fn unit_nanos_named(unit: &str) -> Option<i64> {
     const SECOND: i64 = 1_000_000_000;
     Some(match unit {
-        "ns" | "nanosecond" | "nanoseconds" => 1,
-        "us" | "µs" | "microsecond" | "microseconds" => 1_000,
-        "ms" | "millisecond" | "milliseconds" => 1_000_000,
-        "s" | "sec" | "secs" | "second" | "seconds" => SECOND,
-        "m" | "min" | "mins" | "minute" | "minutes" => 60 * SECOND,
-        "h" | "hr" | "hrs" | "hour" | "hours" => 3_600 * SECOND,
-        "d" | "day" | "days" => 86_400 * SECOND,
-        "w" | "wk" | "wks" | "week" | "weeks" => 7 * 86_400 * SECOND,
+        "ns" | "nanoseconds" => 1,
+        "us" | "microseconds" => 1_000,
+        "ms" | "milliseconds" => 1_000_000,
+        "s" | "seconds" => SECOND,
+        "m" | "minutes" => 60 * SECOND,
+        "h" | "hours" => 3_600 * SECOND,
+        "d" | "days" => 86_400 * SECOND,
+        "w" | "weeks" => 7 * 86_400 * SECOND,
         _ => return None,
     })
 }
@@ -167,17 +174,117 @@ pub(crate) fn parse_go_duration(value: &str) -> Option<chrono::Duration> {
     }))
 }
 
+/// strfmt's hostname: dot-separated labels of letters, digits, symbols and inner hyphens, each
+/// at most 63 bytes, at most 255 in all, no trailing dot; with several labels, the last one is a
+/// 2–63 letter top-level domain (so an IP address is not a hostname).
 fn is_hostname(value: &str) -> bool {
-    let name = value.strip_suffix('.').unwrap_or(value);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+    if value.is_empty() || value.len() > 255 {
+        return false;
+    }
+    let labels: Vec<&str> = value.split('.').collect();
+    let label_ok = |label: &&str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || is_symbol(c))
+    };
+    if !labels.iter().all(label_ok) {
+        return false;
+    }
+    match labels.as_slice() {
+        [_single] => true,
+        [.., tld] => {
+            (2..=63).contains(&tld.chars().count()) && tld.chars().all(char::is_alphabetic)
+        }
+        [] => false,
+    }
+}
+
+/// Unicode symbols that strfmt allows in host names (`\p{S}`), approximated by the ASCII and
+/// common non-ASCII symbol ranges.
+fn is_symbol(c: char) -> bool {
+    matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~')
+        || (!c.is_ascii()
+            && !c.is_alphanumeric()
+            && !c.is_whitespace()
+            && !c.is_control()
+            && !c.is_ascii_punctuation())
+}
+
+/// kube-openapi's `date-time` check: an RFC 3339 full date, `T`, and `hh:mm:ss[.frac]` with a
+/// `Z` or `±hh:mm` zone; case-insensitive; hours to 23, minutes and seconds to 59.
+fn is_date_time(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    let Some((date, time)) = lower.split_once('t') else {
+        return false;
+    };
+    if parse_date(date).is_none() {
+        return false;
+    }
+    let (clock, zone) = match time.strip_suffix('z') {
+        Some(clock) => (clock, None),
+        None => match time.len().checked_sub(6) {
+            Some(at) if time.is_char_boundary(at) => (&time[..at], Some(&time[at..])),
+            _ => return false,
+        },
+    };
+    if let Some(zone) = zone {
+        let bytes = zone.as_bytes();
+        let zone_ok = matches!(bytes[0], b'+' | b'-')
+            && bytes[1..3].iter().all(u8::is_ascii_digit)
+            && bytes[3] == b':'
+            && bytes[4..6].iter().all(u8::is_ascii_digit);
+        if !zone_ok {
+            return false;
+        }
+    }
+    let (hms, fraction) = match clock.get(8..) {
+        Some("") => (clock, None),
+        Some(rest) => (&clock[..8], Some(rest)),
+        None => return false,
+    };
+    if let Some(fraction) = fraction {
+        // Any one character, then digits: the Go pattern's `.` is not escaped.
+        let mut chars = fraction.chars();
+        chars.next();
+        let digits = chars.as_str();
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+    }
+    let parts: Vec<&str> = hms.split(':').collect();
+    let two_digits = |p: &&str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
+    parts.len() == 3
+        && parts.iter().all(two_digits)
+        && parts[0] <= "23"
+        && parts[1] <= "59"
+        && parts[2] <= "59"
+}
+
+/// Go's `url.ParseRequestURI`, loosely: an absolute URI (`scheme:...`) or an absolute path, no
+/// control characters, and no spaces in the host.
+fn is_request_uri(value: &str) -> bool {
+    if value.chars().any(char::is_control) {
+        return false;
+    }
+    if value.starts_with('/') {
+        return true;
+    }
+    let Some((scheme, rest)) = value.split_once(':') else {
+        return false;
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let host = rest
+        .strip_prefix("//")
+        .map(|authority| authority.split(['/', '?', '#']).next().unwrap_or(""))
+        .unwrap_or("");
+    scheme_ok && !host.contains(' ')
 }
 
 fn is_email(value: &str) -> bool {
@@ -210,4 +317,53 @@ fn is_uuid(value: &str) -> bool {
             .iter()
             .zip([8, 4, 4, 4, 12])
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::string_is_valid;
+
+    fn valid(format: &str, value: &str) -> bool {
+        string_is_valid(format, value).expect("format is checked")
+    }
+
+    #[test]
+    fn date_time_needs_seconds_and_a_zone_like_kube_openapi() {
+        assert!(valid("date-time", "2026-11-28T12:00:00Z"));
+        assert!(valid("date-time", "2026-11-28t12:00:00.123z"));
+        assert!(valid("date-time", "2026-11-28T12:00:00.5+02:00"));
+        assert!(!valid("date-time", "2026-11-28T12:00:00"));
+        assert!(!valid("date-time", "2026-11-28T12:00Z"));
+        assert!(!valid("date-time", "2026-11-28T24:00:00Z"));
+        assert!(!valid("date-time", "2026-02-30T12:00:00Z"));
+    }
+
+    #[test]
+    fn duration_accepts_go_syntax_and_strfmt_unit_words() {
+        assert!(valid("duration", "1h30m"));
+        assert!(valid("duration", "-1.5s"));
+        assert!(valid("duration", "3 days"));
+        assert!(valid("duration", "1w2d"));
+        assert!(!valid("duration", "1 hour"));
+        assert!(!valid("duration", "soon"));
+        assert!(!valid("duration", ""));
+    }
+
+    #[test]
+    fn hostname_needs_a_letter_tld_when_dotted() {
+        assert!(valid("hostname", "localhost"));
+        assert!(valid("hostname", "db.internal"));
+        assert!(!valid("hostname", "10.0.0.1"));
+        assert!(!valid("hostname", "bad-.example.test"));
+        assert!(!valid("hostname", "example.test."));
+    }
+
+    #[test]
+    fn uri_must_be_absolute_or_an_absolute_path() {
+        assert!(valid("uri", "https://example.test/a?b=c"));
+        assert!(valid("uri", "/healthz"));
+        assert!(valid("uri", "mailto:ops@example.test"));
+        assert!(!valid("uri", "example.test"));
+        assert!(!valid("uri", "https://exa mple.test/"));
+    }
 }
