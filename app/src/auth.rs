@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::body::Bytes;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -146,14 +146,20 @@ pub fn validate_email(text: &str) -> AppResult<String> {
     if valid {
         Ok(email)
     } else {
-        Err(AppError::field("email", "must be an e-mail address like name@example.com"))
+        Err(AppError::field(
+            "email",
+            "must be an e-mail address like name@example.com",
+        ))
     }
 }
 
 pub fn validate_password(text: &str) -> AppResult<()> {
     let chars = text.chars().count();
     if !(10..=200).contains(&chars) {
-        return Err(AppError::field("password", "must be 10 to 200 characters long"));
+        return Err(AppError::field(
+            "password",
+            "must be 10 to 200 characters long",
+        ));
     }
     Ok(())
 }
@@ -175,7 +181,10 @@ pub async fn create_user(
         )
         .await?;
     if exists.is_some() {
-        return Err(AppError::field("email", "an account with this e-mail already exists"));
+        return Err(AppError::field(
+            "email",
+            "an account with this e-mail already exists",
+        ));
     }
     let row = db
         .one(
@@ -339,7 +348,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
             .map_err(|_| AppError::field("form", "the form could not be read"))?;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
             .map_err(|_| AppError::field("form", "the form is not url-encoded"))?;
-        check_csrf(&expected, pairs.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()))?;
+        check_csrf(
+            &expected,
+            pairs
+                .iter()
+                .find(|(k, _)| k == "csrf")
+                .map(|(_, v)| v.as_str()),
+        )?;
         let value = serde_urlencoded::from_bytes(&body)
             .map_err(|e| AppError::field("form", e.to_string()))?;
         Ok(CsrfForm(value))
@@ -348,7 +363,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
 
 pub fn check_csrf(expected: &str, given: Option<&str>) -> AppResult<()> {
     match given {
-        Some(given) if !expected.is_empty() && constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(given)
+            if !expected.is_empty() && constant_time_eq(given.as_bytes(), expected.as_bytes()) =>
+        {
+            Ok(())
+        }
         _ => Err(AppError::Csrf),
     }
 }

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "fieldbook", version, about = "Crop records for farmers, operated by tend")]
+#[command(
+    name = "fieldbook",
+    version,
+    about = "Crop records for farmers, operated by tend"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -49,7 +53,11 @@ pub struct ServeArgs {
     pub smtp_host: Option<String>,
     #[arg(long, env = "FIELDBOOK_SMTP_PORT", default_value_t = 25)]
     pub smtp_port: u16,
-    #[arg(long, env = "FIELDBOOK_SMTP_FROM", default_value = "support@fieldbook.invalid")]
+    #[arg(
+        long,
+        env = "FIELDBOOK_SMTP_FROM",
+        default_value = "support@fieldbook.invalid"
+    )]
     pub smtp_from: String,
     /// Mark cookies `Secure` (set when fieldbook is served over TLS).
     #[arg(long, env = "FIELDBOOK_SECURE_COOKIES")]

@@ -52,7 +52,10 @@ fn check_status(s: &str) -> AppResult<()> {
     if STATUSES.contains(&s) {
         Ok(())
     } else {
-        Err(AppError::field("status", format!("must be one of {}", STATUSES.join(", "))))
+        Err(AppError::field(
+            "status",
+            format!("must be one of {}", STATUSES.join(", ")),
+        ))
     }
 }
 
@@ -60,13 +63,19 @@ fn check_impact(s: &str) -> AppResult<()> {
     if IMPACTS.contains(&s) {
         Ok(())
     } else {
-        Err(AppError::field("impact", format!("must be one of {}", IMPACTS.join(", "))))
+        Err(AppError::field(
+            "impact",
+            format!("must be one of {}", IMPACTS.join(", ")),
+        ))
     }
 }
 
 fn check_text(field: &'static str, s: &str, max: usize) -> AppResult<()> {
     if s.trim().is_empty() || s.chars().count() > max {
-        return Err(AppError::field(field, format!("must be 1 to {max} characters")));
+        return Err(AppError::field(
+            field,
+            format!("must be 1 to {max} characters"),
+        ));
     }
     Ok(())
 }
@@ -130,7 +139,11 @@ pub async fn update(db: &Db, id: i64, change: &IncidentChange) -> AppResult<()> 
         .clone()
         .unwrap_or_else(|| current.get::<String, _>("impact"));
     let resolved = if change.status == "resolved" {
-        Some(current.try_get::<Option<i64>, _>("resolved_at")?.unwrap_or(now))
+        Some(
+            current
+                .try_get::<Option<i64>, _>("resolved_at")?
+                .unwrap_or(now),
+        )
     } else {
         None
     };

@@ -37,15 +37,24 @@ pub fn app(state: AppState) -> Router {
             "/support-content",
             get(ops::get_support_content).put(ops::put_support_content),
         )
-        .route("/incidents", get(ops::list_incidents).post(ops::create_incident))
+        .route(
+            "/incidents",
+            get(ops::list_incidents).post(ops::create_incident),
+        )
         .route("/incidents/{id}/updates", post(ops::update_incident))
         .route("/inquiries/stats", get(ops::inquiry_stats))
         .route("/logs/export", get(ops::export_logs))
         .route("/logs/prune", post(ops::prune_logs))
         .route("/snapshot", get(ops::snapshot))
-        .route("/maintenance", get(ops::get_maintenance).put(ops::set_maintenance))
+        .route(
+            "/maintenance",
+            get(ops::get_maintenance).put(ops::set_maintenance),
+        )
         .route("/verify", get(ops::verify))
-        .route_layer(middleware::from_fn_with_state(state.clone(), ops::require_token));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            ops::require_token,
+        ));
 
     Router::new()
         .route("/", get(account::home))
@@ -74,7 +83,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/support/inquiries/{id}", get(inquiries::detail))
         .route("/support/inquiries/{id}/reply", post(inquiries::reply))
-        .route("/feedback", get(inquiries::feedback_page).post(inquiries::feedback))
+        .route(
+            "/feedback",
+            get(inquiries::feedback_page).post(inquiries::feedback),
+        )
         .route("/status", get(status::page))
         .route("/api/status/summary.json", get(status::summary))
         .route("/admin", get(admin::dashboard))
@@ -94,6 +106,9 @@ pub fn app(state: AppState) -> Router {
         .route("/static/app.js", get(web::static_js))
         .nest("/ops/v1", ops_api)
         .fallback(|| async { error::AppError::NotFound })
-        .layer(middleware::from_fn_with_state(state.clone(), web::request_context))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::request_context,
+        ))
         .with_state(state)
 }

@@ -165,7 +165,10 @@ impl LogStore {
             }
             Err(e) => {
                 heads.remove(&category);
-                eprintln!("{{\"log\":\"error\",\"entry\":{{\"message\":\"log store append failed\",\"detail\":{:?}}}}}", e.to_string());
+                eprintln!(
+                    "{{\"log\":\"error\",\"entry\":{{\"message\":\"log store append failed\",\"detail\":{:?}}}}}",
+                    e.to_string()
+                );
                 Err(e)
             }
         }
@@ -353,9 +356,9 @@ pub async fn verify_chains(db: &Db) -> sqlx::Result<ChainReport> {
                     ));
                 }
                 if entry_hash(&prev, category, ts, &data) != hash {
-                    report
-                        .problems
-                        .push(format!("{category} entry {id}: content does not match its hash (edited)"));
+                    report.problems.push(format!(
+                        "{category} entry {id}: content does not match its hash (edited)"
+                    ));
                 }
                 expected_prev = hash;
                 after = id;

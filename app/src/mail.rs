@@ -20,7 +20,10 @@ async fn expect<R: AsyncBufReadExt + Unpin>(reader: &mut R, code: &str) -> anyho
             anyhow::bail!("SMTP server closed the connection");
         }
         if !line.starts_with(code) {
-            anyhow::bail!("SMTP server answered {:?}, expected {code}", line.trim_end());
+            anyhow::bail!(
+                "SMTP server answered {:?}, expected {code}",
+                line.trim_end()
+            );
         }
         // "250-" continues a multi-line reply, "250 " ends it.
         if line.as_bytes().get(3) != Some(&b'-') {
@@ -30,12 +33,20 @@ async fn expect<R: AsyncBufReadExt + Unpin>(reader: &mut R, code: &str) -> anyho
 }
 
 pub async fn send(config: &SmtpConfig, to: &str, subject: &str, body: &str) -> anyhow::Result<()> {
-    tokio::time::timeout(Duration::from_secs(20), send_inner(config, to, subject, body))
-        .await
-        .map_err(|_| anyhow::anyhow!("SMTP timed out"))?
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        send_inner(config, to, subject, body),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("SMTP timed out"))?
 }
 
-async fn send_inner(config: &SmtpConfig, to: &str, subject: &str, body: &str) -> anyhow::Result<()> {
+async fn send_inner(
+    config: &SmtpConfig,
+    to: &str,
+    subject: &str,
+    body: &str,
+) -> anyhow::Result<()> {
     let to = header_safe(to);
     let from = header_safe(&config.from);
     let stream = TcpStream::connect((config.host.as_str(), config.port)).await?;
@@ -44,9 +55,13 @@ async fn send_inner(config: &SmtpConfig, to: &str, subject: &str, body: &str) ->
     expect(&mut reader, "220").await?;
     write.write_all(b"EHLO fieldbook\r\n").await?;
     expect(&mut reader, "250").await?;
-    write.write_all(format!("MAIL FROM:<{from}>\r\n").as_bytes()).await?;
+    write
+        .write_all(format!("MAIL FROM:<{from}>\r\n").as_bytes())
+        .await?;
     expect(&mut reader, "250").await?;
-    write.write_all(format!("RCPT TO:<{to}>\r\n").as_bytes()).await?;
+    write
+        .write_all(format!("RCPT TO:<{to}>\r\n").as_bytes())
+        .await?;
     expect(&mut reader, "25").await?;
     write.write_all(b"DATA\r\n").await?;
     expect(&mut reader, "354").await?;

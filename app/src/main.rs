@@ -27,7 +27,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.ops_token_file {
         let token = read_secret_file(path, "ops token")?;
         if token.len() < 16 {
-            anyhow::bail!("the ops token in {} must be at least 16 characters", path.display());
+            anyhow::bail!(
+                "the ops token in {} must be at least 16 characters",
+                path.display()
+            );
         }
         config = config.with_ops_token(&token);
     }
@@ -38,7 +41,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
     config.secure_cookies = args.secure_cookies;
     config.log_stdout = !args.quiet;
-    if let (Some(email), Some(file)) = (&args.bootstrap_admin_email, &args.bootstrap_admin_password_file) {
+    if let (Some(email), Some(file)) = (
+        &args.bootstrap_admin_email,
+        &args.bootstrap_admin_password_file,
+    ) {
         let admins = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'")
             .fetch_one(&db.pool)
             .await?;
@@ -84,7 +90,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("log chains intact: {} entries checked", report.checked);
                 Ok(ExitCode::SUCCESS)
             } else {
-                println!("log chains BROKEN: {} problem(s) in {} entries", report.problems.len(), report.checked);
+                println!(
+                    "log chains BROKEN: {} problem(s) in {} entries",
+                    report.problems.len(),
+                    report.checked
+                );
                 Ok(ExitCode::from(1))
             }
         }
@@ -99,9 +109,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let db = Db::connect(&args.db.database_url).await?;
             db.migrate().await?;
-            let id = auth::create_user(&db, &args.email, &password, Role::Admin, AppConfig::new(".".into()).argon2)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let id = auth::create_user(
+                &db,
+                &args.email,
+                &password,
+                Role::Admin,
+                AppConfig::new(".".into()).argon2,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!("created admin {} (id {id})", args.email);
             Ok(ExitCode::SUCCESS)
         }

@@ -51,13 +51,16 @@ pub fn valid_key(key: &str) -> bool {
         && parts[1].len() == 2
         && parts[2].len() == 64
         && parts[2].starts_with(parts[1])
-        && parts[2].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && parts[2]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 impl PhotoStore {
     pub fn open(root: PathBuf, metrics: Arc<Metrics>) -> anyhow::Result<PhotoStore> {
-        std::fs::create_dir_all(root.join("tmp"))
-            .map_err(|e| anyhow::anyhow!("cannot create photo directory {}: {e}", root.display()))?;
+        std::fs::create_dir_all(root.join("tmp")).map_err(|e| {
+            anyhow::anyhow!("cannot create photo directory {}: {e}", root.display())
+        })?;
         Ok(PhotoStore { root, metrics })
     }
 
@@ -80,11 +83,9 @@ impl PhotoStore {
         let mut hasher = Sha256::new();
         let mut size = 0usize;
         let mut content_type = None;
-        while let Some(chunk) = field
-            .chunk()
-            .await
-            .map_err(|e| AppError::field(field_name, format!("upload interrupted: {}", e.body_text())))?
-        {
+        while let Some(chunk) = field.chunk().await.map_err(|e| {
+            AppError::field(field_name, format!("upload interrupted: {}", e.body_text()))
+        })? {
             if size == 0 && !chunk.is_empty() {
                 content_type = Some(sniff(&chunk).ok_or_else(|| {
                     AppError::field(field_name, "must be a JPEG, PNG, GIF or WebP image")
@@ -130,10 +131,12 @@ impl PhotoStore {
     pub async fn open_object(&self, key: &str) -> AppResult<tokio::fs::File> {
         let started = Instant::now();
         let path = self.path_of(key).ok_or(AppError::NotFound)?;
-        let file = tokio::fs::File::open(&path).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => AppError::NotFound,
-            _ => AppError::Internal(e.into()),
-        })?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => AppError::NotFound,
+                _ => AppError::Internal(e.into()),
+            })?;
         self.metrics.observe_photo("get", started.elapsed());
         Ok(file)
     }

@@ -131,7 +131,10 @@ fn need(field: &'static str, text: &str, max: usize) -> AppResult<()> {
         return Err(AppError::field(field, "must not be empty"));
     }
     if text.chars().count() > max {
-        return Err(AppError::field(field, format!("must be at most {max} characters")));
+        return Err(AppError::field(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     Ok(())
 }
@@ -151,7 +154,10 @@ impl SupportContent {
             need("guides.body", &a.body, 50_000)?;
         }
         if self.forms.inquiry_categories.is_empty() || self.forms.inquiry_categories.len() > 30 {
-            return Err(AppError::field("forms.inquiryCategories", "must list 1 to 30 categories"));
+            return Err(AppError::field(
+                "forms.inquiryCategories",
+                "must list 1 to 30 categories",
+            ));
         }
         for c in &self.forms.inquiry_categories {
             need("forms.inquiryCategories", c, 100)?;
@@ -159,7 +165,10 @@ impl SupportContent {
         need("autoReply.subject", &self.auto_reply.subject, 200)?;
         need("autoReply.body", &self.auto_reply.body, 10_000)?;
         if !(1..=3650).contains(&self.nps.interval_days) {
-            return Err(AppError::field("nps.intervalDays", "must be between 1 and 3650"));
+            return Err(AppError::field(
+                "nps.intervalDays",
+                "must be between 1 and 3650",
+            ));
         }
         need("nps.question", &self.nps.question, 500)?;
         Ok(())
@@ -170,7 +179,8 @@ impl SupportContent {
         self.faq
             .iter()
             .filter(|f| {
-                let text = format!("{} {} {}", f.question, f.answer, f.tags.join(" ")).to_lowercase();
+                let text =
+                    format!("{} {} {}", f.question, f.answer, f.tags.join(" ")).to_lowercase();
                 words.iter().all(|w| text.contains(w.as_str()))
             })
             .collect()
@@ -179,7 +189,10 @@ impl SupportContent {
 
 pub async fn load(db: &Db) -> AppResult<SupportContent> {
     let row = db
-        .optional(&db.pool, sqlx::query("SELECT document FROM support_content WHERE id = 1"))
+        .optional(
+            &db.pool,
+            sqlx::query("SELECT document FROM support_content WHERE id = 1"),
+        )
         .await?;
     match row {
         Some(row) => {
@@ -221,8 +234,11 @@ pub async fn publish(db: &Db, content: &SupportContent) -> AppResult<bool> {
             )));
         }
     }
-    db.exec(&mut *tx, sqlx::query("DELETE FROM support_content WHERE id = 1"))
-        .await?;
+    db.exec(
+        &mut *tx,
+        sqlx::query("DELETE FROM support_content WHERE id = 1"),
+    )
+    .await?;
     db.exec(
         &mut *tx,
         sqlx::query(

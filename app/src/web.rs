@@ -21,9 +21,17 @@ use crate::views;
 /// Paths that stay available in maintenance mode: tend must still be able to
 /// operate the app, probes must still answer, and users can read the status.
 fn exempt_from_maintenance(path: &str) -> bool {
-    ["/ops/", "/healthz", "/readyz", "/metrics", "/status", "/api/status", "/static/"]
-        .iter()
-        .any(|p| path.starts_with(p))
+    [
+        "/ops/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/status",
+        "/api/status",
+        "/static/",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
 }
 
 fn speaks_json(path: &str) -> bool {
@@ -36,7 +44,11 @@ pub fn client_addr(req: &Request) -> Option<String> {
         .map(|c| c.0.ip().to_string())
 }
 
-pub async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     state.metrics.in_flight.inc();
     let method = req.method().clone();
@@ -52,7 +64,10 @@ pub async fn request_context(State(state): State<AppState>, mut req: Request, ne
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(str::to_string);
     let new_csrf = existing_csrf.is_none().then(auth::random_token);
-    let csrf = existing_csrf.clone().or(new_csrf.clone()).unwrap_or_default();
+    let csrf = existing_csrf
+        .clone()
+        .or(new_csrf.clone())
+        .unwrap_or_default();
     let session_token_hash =
         auth::cookie_value(req.headers(), auth::SESSION_COOKIE).map(auth::sha256_hex);
     let user = match &session_token_hash {
@@ -67,7 +82,9 @@ pub async fn request_context(State(state): State<AppState>, mut req: Request, ne
     req.extensions_mut().insert(ctx.clone());
 
     let mut response = match state.maintenance_message() {
-        Some(message) if !exempt_from_maintenance(&path) => maintenance_page(&state, &ctx, &message).await,
+        Some(message) if !exempt_from_maintenance(&path) => {
+            maintenance_page(&state, &ctx, &message).await
+        }
         _ => next.run(req).await,
     };
 
@@ -83,13 +100,17 @@ pub async fn request_context(State(state): State<AppState>, mut req: Request, ne
                 .await;
         }
         if !speaks_json(&path) {
+            let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
             response = html_error(&state, &ctx, status, info, &method).await;
+            if let Some(v) = retry_after {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
         }
     }
-    if let Some(token) = new_csrf {
-        if let Ok(v) = HeaderValue::from_str(&auth::csrf_cookie(&token, state.config.secure_cookies)) {
-            response.headers_mut().append(header::SET_COOKIE, v);
-        }
+    if let Some(Ok(v)) = new_csrf
+        .map(|token| HeaderValue::from_str(&auth::csrf_cookie(&token, state.config.secure_cookies)))
+    {
+        response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
         .headers_mut()
@@ -130,7 +151,9 @@ pub async fn request_context(State(state): State<AppState>, mut req: Request, ne
 }
 
 pub async fn chrome_incidents(state: &AppState) -> Vec<(String, String)> {
-    crate::incidents::open_names(&state.db).await.unwrap_or_default()
+    crate::incidents::open_names(&state.db)
+        .await
+        .unwrap_or_default()
 }
 
 pub async fn render(state: &AppState, ctx: &Ctx, title: &str, body: maud::Markup) -> Html<String> {
@@ -176,28 +199,44 @@ async fn html_error(
         _ => "Something went wrong",
     };
     let message = match &info.field {
-        Some(field) => format!("{field}: {}", info.message.trim_start_matches(&format!("{field}: "))),
+        Some(field) => format!(
+            "{field}: {}",
+            info.message.trim_start_matches(&format!("{field}: "))
+        ),
         None => info.message.clone(),
     };
-    let mut resp = (status, render(state, ctx, title, views::error_body(&message)).await).into_response();
+    let mut resp = (
+        status,
+        render(state, ctx, title, views::error_body(&message)).await,
+    )
+        .into_response();
     resp.extensions_mut().insert(info.clone());
     resp
 }
 
 pub async fn static_css() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
         include_str!("../static/app.css"),
     )
 }
 
 pub async fn static_js() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
         include_str!("../static/app.js"),
     )
 }
 
 pub fn empty(status: StatusCode) -> Response {
-    Response::builder().status(status).body(Body::empty()).unwrap_or_default()
+    Response::builder()
+        .status(status)
+        .body(Body::empty())
+        .unwrap_or_default()
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::auth::{self, Ctx, CsrfForm, Role};
+use crate::auth::{self, CsrfForm, Ctx, Role};
 use crate::error::{AppError, AppResult};
 use crate::logs::Category;
 use crate::state::AppState;
@@ -33,7 +33,9 @@ pub async fn home(State(state): State<AppState>, ctx: Ctx) -> Response {
         p.lead { "Keep the story of every field: what you sowed, watered, fertilised, sprayed and harvested, with photos." }
         p { a.button href="/signup" { "Create an account" } " " a href="/login" { "Sign in" } }
     };
-    render(&state, &ctx, "Crop records for your farm", body).await.into_response()
+    render(&state, &ctx, "Crop records for your farm", body)
+        .await
+        .into_response()
 }
 
 fn credentials_form(ctx: &Ctx, action: &str, button: &str) -> maud::Markup {
@@ -55,7 +57,9 @@ pub async fn signup_page(State(state): State<AppState>, ctx: Ctx) -> Response {
         (credentials_form(&ctx, "/signup", "Create account"))
         p.muted { "Passwords need at least 10 characters." }
     };
-    render(&state, &ctx, "Create an account", body).await.into_response()
+    render(&state, &ctx, "Create an account", body)
+        .await
+        .into_response()
 }
 
 pub async fn login_page(State(state): State<AppState>, ctx: Ctx) -> Response {
@@ -68,7 +72,11 @@ pub async fn login_page(State(state): State<AppState>, ctx: Ctx) -> Response {
 
 fn with_session_cookie(state: &AppState, token: &str, to: &str) -> Response {
     let mut resp = Redirect::to(to).into_response();
-    let cookie = auth::session_cookie(token, state.config.session_ttl_secs, state.config.secure_cookies);
+    let cookie = auth::session_cookie(
+        token,
+        state.config.session_ttl_secs,
+        state.config.secure_cookies,
+    );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -79,9 +87,19 @@ pub async fn signup(
     State(state): State<AppState>,
     CsrfForm(form): CsrfForm<Credentials>,
 ) -> AppResult<Response> {
-    let id = auth::create_user(&state.db, &form.email, &form.password, Role::User, state.config.argon2).await?;
+    let id = auth::create_user(
+        &state.db,
+        &form.email,
+        &form.password,
+        Role::User,
+        state.config.argon2,
+    )
+    .await?;
     state
-        .audit(Category::Auth, json!({"event": "signup", "user_id": id, "role": "user"}))
+        .audit(
+            Category::Auth,
+            json!({"event": "signup", "user_id": id, "role": "user"}),
+        )
         .await;
     let token = auth::start_session(&state.db, id, state.config.session_ttl_secs).await?;
     Ok(with_session_cookie(&state, &token, "/records"))
@@ -89,16 +107,24 @@ pub async fn signup(
 
 pub async fn login(State(state): State<AppState>, req: Request) -> AppResult<Response> {
     let client = crate::web::client_addr(&req);
-    let CsrfForm(form) = <CsrfForm<Credentials> as FromRequest<AppState>>::from_request(req, &state).await?;
+    let CsrfForm(form) =
+        <CsrfForm<Credentials> as FromRequest<AppState>>::from_request(req, &state).await?;
     let email = form.email.trim().to_lowercase();
     let mut keys = vec![format!("email:{email}")];
     if let Some(c) = &client {
         keys.push(format!("ip:{c}"));
     }
     let window = Duration::from_secs(state.config.login_window_secs);
-    if let Err(retry_after_secs) = state.limiter.check(&keys, state.config.login_max_failures, window) {
+    if let Err(retry_after_secs) =
         state
-            .audit(Category::Auth, json!({"event": "login_throttled", "email": email, "client": client}))
+            .limiter
+            .check(&keys, state.config.login_max_failures, window)
+    {
+        state
+            .audit(
+                Category::Auth,
+                json!({"event": "login_throttled", "email": email, "client": client}),
+            )
             .await;
         return Err(AppError::RateLimited { retry_after_secs });
     }
@@ -123,14 +149,20 @@ pub async fn login(State(state): State<AppState>, req: Request) -> AppResult<Res
             state.limiter.reset(&keys[0]);
             let token = auth::start_session(&state.db, id, state.config.session_ttl_secs).await?;
             state
-                .audit(Category::Auth, json!({"event": "login", "user_id": id, "client": client}))
+                .audit(
+                    Category::Auth,
+                    json!({"event": "login", "user_id": id, "client": client}),
+                )
                 .await;
             Ok(with_session_cookie(&state, &token, "/records"))
         }
         _ => {
             state.limiter.record_failure(&keys, window);
             state
-                .audit(Category::Auth, json!({"event": "login_failed", "email": email, "client": client}))
+                .audit(
+                    Category::Auth,
+                    json!({"event": "login_failed", "email": email, "client": client}),
+                )
                 .await;
             Err(AppError::field("password", "e-mail or password is wrong"))
         }
@@ -145,7 +177,10 @@ pub async fn logout(
     if let Some(h) = &ctx.session_token_hash {
         state
             .db
-            .exec(&state.db.pool, sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(h.clone()))
+            .exec(
+                &state.db.pool,
+                sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(h.clone()),
+            )
             .await?;
     }
     if let Some(u) = &ctx.user {
@@ -159,4 +194,3 @@ pub async fn logout(
     }
     Ok(resp)
 }
-

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::auth::{Ctx, CsrfForm, CurrentUser, Role, User, require_role};
+use crate::auth::{CsrfForm, Ctx, CurrentUser, Role, User, require_role};
 use crate::error::{AppError, AppResult};
 use crate::logs::Category;
 use crate::routes::farm::{id, text};
@@ -31,7 +31,11 @@ async fn staff(state: &AppState, user: &User, role: Role, what: &str) -> AppResu
     Ok(())
 }
 
-pub async fn dashboard(State(state): State<AppState>, ctx: Ctx, CurrentUser(user): CurrentUser) -> AppResult<Response> {
+pub async fn dashboard(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CurrentUser(user): CurrentUser,
+) -> AppResult<Response> {
     staff(&state, &user, Role::Operator, "admin").await?;
     let body = html! {
         ul {
@@ -59,9 +63,16 @@ pub async fn inquiries(
     Query(q): Query<StatusQuery>,
 ) -> AppResult<Response> {
     staff(&state, &user, Role::Operator, "inquiries").await?;
-    let status = if q.status.is_empty() { "open".to_string() } else { q.status };
+    let status = if q.status.is_empty() {
+        "open".to_string()
+    } else {
+        q.status
+    };
     if !["open", "answered", "closed", "all"].contains(&status.as_str()) {
-        return Err(AppError::field("status", "must be open, answered, closed or all"));
+        return Err(AppError::field(
+            "status",
+            "must be open, answered, closed or all",
+        ));
     }
     let rows = state
         .db
@@ -87,7 +98,9 @@ pub async fn inquiries(
             td { (when(r.get("created_at"))) }
         } } } }
     };
-    Ok(render(&state, &ctx, &format!("Inquiries ({status})"), body).await.into_response())
+    Ok(render(&state, &ctx, &format!("Inquiries ({status})"), body)
+        .await
+        .into_response())
 }
 
 pub async fn inquiry(
@@ -112,7 +125,10 @@ pub async fn inquiry(
     let status: String = row.get("status");
     let staff_rows = state
         .db
-        .all(&state.db.pool, sqlx::query("SELECT id, email FROM users WHERE role <> 'user' ORDER BY email"))
+        .all(
+            &state.db.pool,
+            sqlx::query("SELECT id, email FROM users WHERE role <> 'user' ORDER BY email"),
+        )
         .await?;
     let base = format!("/admin/inquiries/{inquiry_id}");
     let body = html! {
@@ -136,7 +152,9 @@ pub async fn inquiry(
             form method="post" action={(base) "/close"} { (csrf_field(&ctx)) button type="submit" { "Close inquiry" } }
         }
     };
-    Ok(render(&state, &ctx, &row.get::<String, _>("subject"), body).await.into_response())
+    Ok(render(&state, &ctx, &row.get::<String, _>("subject"), body)
+        .await
+        .into_response())
 }
 
 pub async fn reply(
@@ -158,7 +176,10 @@ pub async fn reply(
 async fn exists(state: &AppState, inquiry_id: i64) -> AppResult<i64> {
     let row = state
         .db
-        .optional(&state.db.pool, sqlx::query("SELECT assignee_id FROM inquiries WHERE id = $1").bind(inquiry_id))
+        .optional(
+            &state.db.pool,
+            sqlx::query("SELECT assignee_id FROM inquiries WHERE id = $1").bind(inquiry_id),
+        )
         .await?
         .ok_or(AppError::NotFound)?;
     Ok(row.try_get::<Option<i64>, _>("assignee_id")?.unwrap_or(0))
@@ -181,14 +202,25 @@ pub async fn assign(
     let before = exists(&state, inquiry_id).await?;
     let is_staff = state
         .db
-        .optional(&state.db.pool, sqlx::query("SELECT id FROM users WHERE id = $1 AND role <> 'user'").bind(assignee))
+        .optional(
+            &state.db.pool,
+            sqlx::query("SELECT id FROM users WHERE id = $1 AND role <> 'user'").bind(assignee),
+        )
         .await?;
     if is_staff.is_none() {
-        return Err(AppError::field("assignee_id", "must be an operator or admin"));
+        return Err(AppError::field(
+            "assignee_id",
+            "must be an operator or admin",
+        ));
     }
     state
         .db
-        .exec(&state.db.pool, sqlx::query("UPDATE inquiries SET assignee_id = $1 WHERE id = $2").bind(assignee).bind(inquiry_id))
+        .exec(
+            &state.db.pool,
+            sqlx::query("UPDATE inquiries SET assignee_id = $1 WHERE id = $2")
+                .bind(assignee)
+                .bind(inquiry_id),
+        )
         .await?;
     state
         .audit(
@@ -217,7 +249,10 @@ pub async fn close(
         )
         .await?;
     state
-        .audit(Category::Operation, json!({"actor": user.id, "action": "inquiry.close", "target": inquiry_id}))
+        .audit(
+            Category::Operation,
+            json!({"actor": user.id, "action": "inquiry.close", "target": inquiry_id}),
+        )
         .await;
     Ok(Redirect::to("/admin/inquiries").into_response())
 }
@@ -232,23 +267,38 @@ pub fn nps_score(scores: &[i64]) -> Option<i64> {
     Some(((promoters - detractors) * 100.0 / scores.len() as f64).round() as i64)
 }
 
-pub async fn feedback(State(state): State<AppState>, ctx: Ctx, CurrentUser(user): CurrentUser) -> AppResult<Response> {
+pub async fn feedback(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CurrentUser(user): CurrentUser,
+) -> AppResult<Response> {
     staff(&state, &user, Role::Operator, "feedback").await?;
     let since = crate::db::now_ms() - 90 * 24 * 3600 * 1000;
     let scores: Vec<i64> = state
         .db
-        .all(&state.db.pool, sqlx::query("SELECT score FROM nps_responses WHERE created_at >= $1").bind(since))
+        .all(
+            &state.db.pool,
+            sqlx::query("SELECT score FROM nps_responses WHERE created_at >= $1").bind(since),
+        )
         .await?
         .iter()
         .map(|r| r.get("score"))
         .collect();
     let counts = state
         .db
-        .all(&state.db.pool, sqlx::query("SELECT kind, COUNT(*) AS n FROM feedback GROUP BY kind ORDER BY kind"))
+        .all(
+            &state.db.pool,
+            sqlx::query("SELECT kind, COUNT(*) AS n FROM feedback GROUP BY kind ORDER BY kind"),
+        )
         .await?;
     let recent = state
         .db
-        .all(&state.db.pool, sqlx::query("SELECT kind, title, body, created_at FROM feedback ORDER BY id DESC LIMIT 50"))
+        .all(
+            &state.db.pool,
+            sqlx::query(
+                "SELECT kind, title, body, created_at FROM feedback ORDER BY id DESC LIMIT 50",
+            ),
+        )
         .await?;
     let comments = state
         .db
@@ -266,14 +316,23 @@ pub async fn feedback(State(state): State<AppState>, ctx: Ctx, CurrentUser(user)
         h2 { "NPS comments" }
         ul { @for c in &comments { li { (c.get::<i64, _>("score")) ": " (c.get::<String, _>("comment")) } } }
     };
-    Ok(render(&state, &ctx, "Feedback and NPS", body).await.into_response())
+    Ok(render(&state, &ctx, "Feedback and NPS", body)
+        .await
+        .into_response())
 }
 
-pub async fn users(State(state): State<AppState>, ctx: Ctx, CurrentUser(user): CurrentUser) -> AppResult<Response> {
+pub async fn users(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CurrentUser(user): CurrentUser,
+) -> AppResult<Response> {
     staff(&state, &user, Role::Admin, "users").await?;
     let rows = state
         .db
-        .all(&state.db.pool, sqlx::query("SELECT id, email, role, created_at FROM users ORDER BY id LIMIT 500"))
+        .all(
+            &state.db.pool,
+            sqlx::query("SELECT id, email, role, created_at FROM users ORDER BY id LIMIT 500"),
+        )
         .await?;
     let body = html! {
         table { thead { tr { th { "E-mail" } th { "Since" } th { "Role" } } }
@@ -290,7 +349,9 @@ pub async fn users(State(state): State<AppState>, ctx: Ctx, CurrentUser(user): C
             } }
         } } } }
     };
-    Ok(render(&state, &ctx, "Users and roles", body).await.into_response())
+    Ok(render(&state, &ctx, "Users and roles", body)
+        .await
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -306,19 +367,31 @@ pub async fn set_role(
     CsrfForm(form): CsrfForm<RoleForm>,
 ) -> AppResult<Response> {
     staff(&state, &user, Role::Admin, "users").await?;
-    let role = Role::parse(form.role.trim()).ok_or_else(|| AppError::field("role", "must be user, operator or admin"))?;
+    let role = Role::parse(form.role.trim())
+        .ok_or_else(|| AppError::field("role", "must be user, operator or admin"))?;
     if target == user.id && role != Role::Admin {
-        return Err(AppError::field("role", "you cannot remove your own admin role"));
+        return Err(AppError::field(
+            "role",
+            "you cannot remove your own admin role",
+        ));
     }
     let before = state
         .db
-        .optional(&state.db.pool, sqlx::query("SELECT role FROM users WHERE id = $1").bind(target))
+        .optional(
+            &state.db.pool,
+            sqlx::query("SELECT role FROM users WHERE id = $1").bind(target),
+        )
         .await?
         .ok_or(AppError::NotFound)?
         .get::<String, _>("role");
     state
         .db
-        .exec(&state.db.pool, sqlx::query("UPDATE users SET role = $1 WHERE id = $2").bind(role.as_str()).bind(target))
+        .exec(
+            &state.db.pool,
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                .bind(role.as_str())
+                .bind(target),
+        )
         .await?;
     state
         .audit(
@@ -348,7 +421,9 @@ pub async fn logs(
     staff(&state, &user, Role::Admin, "logs").await?;
     let category = match q.category.as_str() {
         "" => None,
-        c => Some(crate::logs::Category::parse(c).ok_or_else(|| AppError::field("category", "must be access, auth, operation or error"))?),
+        c => Some(crate::logs::Category::parse(c).ok_or_else(|| {
+            AppError::field("category", "must be access, auth, operation or error")
+        })?),
     };
     state
         .audit(
@@ -365,5 +440,7 @@ pub async fn logs(
         tbody { @for e in &entries { tr { td { (e.id) } td { (e.ts) } td { (e.category) } td { code { (e.data.to_string()) } } } } } }
         @if let Some(n) = next { (pager(&format!("/admin/logs?category={}&before={n}", q.category), page, entries.len() == 100)) }
     };
-    Ok(render(&state, &ctx, "Audit logs", body).await.into_response())
+    Ok(render(&state, &ctx, "Audit logs", body)
+        .await
+        .into_response())
 }

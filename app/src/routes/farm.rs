@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::auth::{Ctx, CsrfForm, CurrentUser};
+use crate::auth::{CsrfForm, Ctx, CurrentUser};
 use crate::db::now_ms;
 use crate::error::{AppError, AppResult};
 use crate::logs::Category;
@@ -22,7 +22,10 @@ pub fn text(field: &'static str, value: &str, min: usize, max: usize) -> AppResu
         return Err(AppError::field(field, "is required"));
     }
     if n > max {
-        return Err(AppError::field(field, format!("must be at most {max} characters")));
+        return Err(AppError::field(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     Ok(v.to_string())
 }
@@ -72,18 +75,30 @@ pub async fn crop_choices(state: &AppState, owner: i64) -> AppResult<Vec<(i64, S
         .map(|r| {
             let variety: String = r.get("variety");
             let name: String = r.get("name");
-            let label = if variety.is_empty() { name } else { format!("{name} ({variety})") };
-            (r.get("id"), format!("{label} — {}", r.get::<String, _>("field")))
+            let label = if variety.is_empty() {
+                name
+            } else {
+                format!("{name} ({variety})")
+            };
+            (
+                r.get("id"),
+                format!("{label} — {}", r.get::<String, _>("field")),
+            )
         })
         .collect())
 }
 
-pub async fn page(State(state): State<AppState>, ctx: Ctx, CurrentUser(user): CurrentUser) -> AppResult<Response> {
+pub async fn page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CurrentUser(user): CurrentUser,
+) -> AppResult<Response> {
     let fields = state
         .db
         .all(
             &state.db.pool,
-            sqlx::query("SELECT id, name, location FROM fields WHERE owner_id = $1 ORDER BY name").bind(user.id),
+            sqlx::query("SELECT id, name, location FROM fields WHERE owner_id = $1 ORDER BY name")
+                .bind(user.id),
         )
         .await?;
     let crops = crop_choices(&state, user.id).await?;
@@ -123,7 +138,9 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx, CurrentUser(user): Cu
             }
         }
     };
-    Ok(render(&state, &ctx, "Fields & crops", body).await.into_response())
+    Ok(render(&state, &ctx, "Fields & crops", body)
+        .await
+        .into_response())
 }
 
 pub async fn create_field(
@@ -146,7 +163,10 @@ pub async fn create_field(
         .await?;
     let field_id: i64 = row.get("id");
     state
-        .audit(Category::Operation, json!({"actor": user.id, "action": "field.create", "after": {"field_id": field_id}}))
+        .audit(
+            Category::Operation,
+            json!({"actor": user.id, "action": "field.create", "after": {"field_id": field_id}}),
+        )
         .await;
     Ok(Redirect::to("/fields").into_response())
 }
@@ -163,7 +183,9 @@ pub async fn create_crop(
         .db
         .optional(
             &state.db.pool,
-            sqlx::query("SELECT id FROM fields WHERE id = $1 AND owner_id = $2").bind(field_id).bind(user.id),
+            sqlx::query("SELECT id FROM fields WHERE id = $1 AND owner_id = $2")
+                .bind(field_id)
+                .bind(user.id),
         )
         .await?;
     if owned.is_none() {

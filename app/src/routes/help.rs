@@ -19,7 +19,11 @@ pub struct HelpQuery {
     q: String,
 }
 
-pub async fn page(State(state): State<AppState>, ctx: Ctx, Query(query): Query<HelpQuery>) -> AppResult<Response> {
+pub async fn page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(query): Query<HelpQuery>,
+) -> AppResult<Response> {
     let content = support::load(&state.db).await?;
     let q: String = query.q.chars().take(200).collect();
     let hits = content.search_faq(&q);
@@ -47,7 +51,10 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx, Query(query): Query<H
     Ok(render(&state, &ctx, "Help", body).await.into_response())
 }
 
-pub async fn faq_json(State(state): State<AppState>, Query(query): Query<HelpQuery>) -> AppResult<Json<Vec<FaqEntry>>> {
+pub async fn faq_json(
+    State(state): State<AppState>,
+    Query(query): Query<HelpQuery>,
+) -> AppResult<Json<Vec<FaqEntry>>> {
     let content = support::load(&state.db).await?;
     let q: String = query.q.chars().take(200).collect();
     Ok(Json(content.search_faq(&q).into_iter().cloned().collect()))

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::auth::{Ctx, CsrfForm, CurrentUser, User, check_csrf};
+use crate::auth::{CsrfForm, Ctx, CurrentUser, User, check_csrf};
 use crate::db::now_ms;
 use crate::error::{AppError, AppResult};
 use crate::logs::Category;
@@ -21,7 +21,11 @@ use crate::support;
 use crate::views::{csrf_field, when};
 use crate::web::render;
 
-pub async fn page(State(state): State<AppState>, ctx: Ctx, CurrentUser(_): CurrentUser) -> AppResult<Response> {
+pub async fn page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CurrentUser(_): CurrentUser,
+) -> AppResult<Response> {
     let content = support::load(&state.db).await?;
     let body = html! {
         p { "Before writing, the " a href="/help" { "help pages" } " may already have the answer." }
@@ -56,15 +60,25 @@ pub async fn create(
     let mut fields: HashMap<String, String> = HashMap::new();
     let mut csrf_ok = false;
     let mut screenshot = None;
-    while let Some(mut field) = multipart.next_field().await.map_err(|e| AppError::field("form", e.body_text()))? {
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| AppError::field("form", e.body_text()))?
+    {
         let name = field.name().unwrap_or("").to_string();
         if name == "screenshot" {
             if !csrf_ok {
                 return Err(AppError::Csrf);
             }
-            screenshot = state.photos.put_stream("screenshot", &mut field, state.config.upload_limit_bytes).await?;
+            screenshot = state
+                .photos
+                .put_stream("screenshot", &mut field, state.config.upload_limit_bytes)
+                .await?;
         } else if fields.len() < 10 {
-            let value = field.text().await.map_err(|_| AppError::field("form", "could not be read"))?;
+            let value = field
+                .text()
+                .await
+                .map_err(|_| AppError::field("form", "could not be read"))?;
             if name == "csrf" {
                 check_csrf(&ctx.csrf, Some(&value))?;
                 csrf_ok = true;
@@ -78,7 +92,10 @@ pub async fn create(
     let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
     let category = get("category").trim().to_string();
     if !content.forms.inquiry_categories.contains(&category) {
-        return Err(AppError::field("category", "must be one of the listed categories"));
+        return Err(AppError::field(
+            "category",
+            "must be one of the listed categories",
+        ));
     }
     let subject = text("subject", get("subject"), 1, 200)?;
     let message = text("message", get("message"), 1, 10_000)?;
@@ -100,7 +117,10 @@ pub async fn create(
         )
         .await?;
     let inquiry_id: i64 = row.get("id");
-    for (author, kind, body) in [(Some(user.id), "user", message.as_str()), (None, "auto-reply", content.auto_reply.body.as_str())] {
+    for (author, kind, body) in [
+        (Some(user.id), "user", message.as_str()),
+        (None, "auto-reply", content.auto_reply.body.as_str()),
+    ] {
         state
             .db
             .exec(
@@ -144,10 +164,16 @@ pub async fn create(
         }
         p { a href={"/support/inquiries/" (inquiry_id)} { "Follow this inquiry" } }
     };
-    Ok(render(&state, &ctx, "Inquiry received", body).await.into_response())
+    Ok(render(&state, &ctx, "Inquiry received", body)
+        .await
+        .into_response())
 }
 
-pub async fn mine(State(state): State<AppState>, ctx: Ctx, CurrentUser(user): CurrentUser) -> AppResult<Response> {
+pub async fn mine(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CurrentUser(user): CurrentUser,
+) -> AppResult<Response> {
     let rows = state
         .db
         .all(
@@ -169,7 +195,9 @@ pub async fn mine(State(state): State<AppState>, ctx: Ctx, CurrentUser(user): Cu
         } }
         p { a href="/support" { "New inquiry" } }
     };
-    Ok(render(&state, &ctx, "Your inquiries", body).await.into_response())
+    Ok(render(&state, &ctx, "Your inquiries", body)
+        .await
+        .into_response())
 }
 
 /// The conversation of one inquiry, shared by the user's and the staff's page.
@@ -205,7 +233,14 @@ pub async fn history(state: &AppState, inquiry_id: i64) -> AppResult<Markup> {
     })
 }
 
-pub async fn add_message(state: &AppState, inquiry_id: i64, author: &User, kind: &str, body: &str, new_status: &str) -> AppResult<()> {
+pub async fn add_message(
+    state: &AppState,
+    inquiry_id: i64,
+    author: &User,
+    kind: &str,
+    body: &str,
+    new_status: &str,
+) -> AppResult<()> {
     let now = now_ms();
     let mut tx = state.db.pool.begin().await?;
     state
@@ -245,7 +280,11 @@ pub async fn detail(
         .db
         .optional(
             &state.db.pool,
-            sqlx::query("SELECT subject, status, category FROM inquiries WHERE id = $1 AND user_id = $2").bind(inquiry_id).bind(user.id),
+            sqlx::query(
+                "SELECT subject, status, category FROM inquiries WHERE id = $1 AND user_id = $2",
+            )
+            .bind(inquiry_id)
+            .bind(user.id),
         )
         .await?
         .ok_or(AppError::NotFound)?;
@@ -262,7 +301,9 @@ pub async fn detail(
             }
         }
     };
-    Ok(render(&state, &ctx, &row.get::<String, _>("subject"), body).await.into_response())
+    Ok(render(&state, &ctx, &row.get::<String, _>("subject"), body)
+        .await
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -282,12 +323,16 @@ pub async fn reply(
         .db
         .optional(
             &state.db.pool,
-            sqlx::query("SELECT status FROM inquiries WHERE id = $1 AND user_id = $2").bind(inquiry_id).bind(user.id),
+            sqlx::query("SELECT status FROM inquiries WHERE id = $1 AND user_id = $2")
+                .bind(inquiry_id)
+                .bind(user.id),
         )
         .await?
         .ok_or(AppError::NotFound)?;
     if owned.get::<String, _>("status") == "closed" {
-        return Err(AppError::Conflict("this inquiry is closed; send a new one".into()));
+        return Err(AppError::Conflict(
+            "this inquiry is closed; send a new one".into(),
+        ));
     }
     add_message(&state, inquiry_id, &user, "user", &body, "open").await?;
     state
@@ -318,9 +363,15 @@ pub async fn feedback_page(
 ) -> AppResult<Response> {
     let kind = feedback_kind(if q.kind.is_empty() { "bug" } else { &q.kind })?;
     let (title, hint) = if kind == "bug" {
-        ("Report a bug", "What did you do, what did you expect, and what happened instead?")
+        (
+            "Report a bug",
+            "What did you do, what did you expect, and what happened instead?",
+        )
     } else {
-        ("Request a feature", "What would you like fieldbook to do, and why would it help your work?")
+        (
+            "Request a feature",
+            "What would you like fieldbook to do, and why would it help your work?",
+        )
     };
     let body = html! {
         form.card method="post" action="/feedback" {
@@ -373,5 +424,7 @@ pub async fn feedback(
         .audit(Category::Operation, json!({"actor": user.id, "action": "feedback.create", "after": {"feedback_id": feedback_id, "kind": kind}}))
         .await;
     let page = html! { p.notice role="status" { "Thank you! Your " (kind) " report was received as #" (feedback_id) "." } };
-    Ok(render(&state, &ctx, "Thank you", page).await.into_response())
+    Ok(render(&state, &ctx, "Thank you", page)
+        .await
+        .into_response())
 }

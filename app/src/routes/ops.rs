@@ -9,8 +9,8 @@ use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -36,7 +36,10 @@ pub async fn require_token(state: State<AppState>, req: Request, next: Next) -> 
     };
     if !ok {
         state
-            .audit(Category::Auth, json!({"event": "ops_token_rejected", "path": req.uri().path()}))
+            .audit(
+                Category::Auth,
+                json!({"event": "ops_token_rejected", "path": req.uri().path()}),
+            )
             .await;
         return AppError::BadToken.into_response();
     }
@@ -60,7 +63,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OpsJson<T> {
 
 async fn ops_audit(state: &AppState, action: &str, detail: Value) {
     state
-        .audit(Category::Operation, json!({"actor": "ops-api", "action": action, "detail": detail}))
+        .audit(
+            Category::Operation,
+            json!({"actor": "ops-api", "action": action, "detail": detail}),
+        )
         .await;
 }
 
@@ -74,9 +80,16 @@ pub async fn put_support_content(
 ) -> AppResult<Json<Value>> {
     let changed = support::publish(&state.db, &content).await?;
     if changed {
-        ops_audit(&state, "support_content.publish", json!({"revision": content.revision})).await;
+        ops_audit(
+            &state,
+            "support_content.publish",
+            json!({"revision": content.revision}),
+        )
+        .await;
     }
-    Ok(Json(json!({"revision": content.revision, "changed": changed})))
+    Ok(Json(
+        json!({"revision": content.revision, "changed": changed}),
+    ))
 }
 
 pub async fn list_incidents(State(state): State<AppState>) -> AppResult<Json<Value>> {
@@ -89,7 +102,12 @@ pub async fn create_incident(
     OpsJson(new): OpsJson<NewIncident>,
 ) -> AppResult<Response> {
     let id = incidents::create(&state.db, &new).await?;
-    ops_audit(&state, "incident.create", json!({"incident_id": id, "status": new.status})).await;
+    ops_audit(
+        &state,
+        "incident.create",
+        json!({"incident_id": id, "status": new.status}),
+    )
+    .await;
     Ok((axum::http::StatusCode::CREATED, Json(json!({"id": id}))).into_response())
 }
 
@@ -99,12 +117,19 @@ pub async fn update_incident(
     OpsJson(change): OpsJson<IncidentChange>,
 ) -> AppResult<Json<Value>> {
     incidents::update(&state.db, id, &change).await?;
-    ops_audit(&state, "incident.update", json!({"incident_id": id, "status": change.status})).await;
+    ops_audit(
+        &state,
+        "incident.update",
+        json!({"incident_id": id, "status": change.status}),
+    )
+    .await;
     Ok(Json(json!({"id": id, "status": change.status})))
 }
 
 fn positive(query: &HashMap<String, String>, name: &'static str) -> AppResult<i64> {
-    let raw = query.get(name).ok_or_else(|| AppError::field(name, "is required"))?;
+    let raw = query
+        .get(name)
+        .ok_or_else(|| AppError::field(name, "is required"))?;
     raw.parse::<i64>()
         .ok()
         .filter(|v| *v > 0 && *v <= 24 * 3650)
@@ -150,7 +175,12 @@ fn category_and_before(query: &HashMap<String, String>) -> AppResult<(Category, 
     let before = query
         .get("before")
         .and_then(|b| chrono::DateTime::parse_from_rfc3339(b).ok())
-        .ok_or_else(|| AppError::field("before", "must be an RFC 3339 time like 2024-05-01T00:00:00Z"))?
+        .ok_or_else(|| {
+            AppError::field(
+                "before",
+                "must be an RFC 3339 time like 2024-05-01T00:00:00Z",
+            )
+        })?
         .timestamp_millis();
     Ok((category, before))
 }
@@ -161,7 +191,12 @@ pub async fn export_logs(
     Query(query): Query<HashMap<String, String>>,
 ) -> AppResult<Response> {
     let (category, before) = category_and_before(&query)?;
-    ops_audit(&state, "logs.export", json!({"category": category.as_str(), "before": before})).await;
+    ops_audit(
+        &state,
+        "logs.export",
+        json!({"category": category.as_str(), "before": before}),
+    )
+    .await;
     let stream = futures::stream::unfold(Some(0_i64), move |cursor| {
         let state = state.clone();
         async move {
@@ -200,11 +235,21 @@ pub async fn prune_logs(
     State(state): State<AppState>,
     OpsJson(req): OpsJson<PruneRequest>,
 ) -> AppResult<Json<Value>> {
-    let query = HashMap::from([("category".to_string(), req.category), ("before".to_string(), req.before)]);
+    let query = HashMap::from([
+        ("category".to_string(), req.category),
+        ("before".to_string(), req.before),
+    ]);
     let (category, before) = category_and_before(&query)?;
     let deleted = state.logs.prune(category, before).await?;
-    ops_audit(&state, "logs.prune", json!({"category": category.as_str(), "before": before, "deleted": deleted})).await;
-    Ok(Json(json!({"category": category.as_str(), "deleted": deleted})))
+    ops_audit(
+        &state,
+        "logs.prune",
+        json!({"category": category.as_str(), "before": before, "deleted": deleted}),
+    )
+    .await;
+    Ok(Json(
+        json!({"category": category.as_str(), "deleted": deleted}),
+    ))
 }
 
 /// A consistent copy of the SQLite database: `VACUUM INTO` a temporary file
@@ -216,7 +261,9 @@ pub async fn snapshot(State(state): State<AppState>) -> AppResult<Response> {
             "snapshots are for SQLite; back PostgreSQL up with pg_dump".into(),
         ));
     }
-    let dir = tempfile::Builder::new().prefix("fieldbook-snapshot").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("fieldbook-snapshot")
+        .tempdir()?;
     let path = dir.path().join("snapshot.db");
     let literal = path.to_string_lossy().replace('\'', "''");
     let vacuum = format!("VACUUM INTO '{literal}'");
@@ -273,13 +320,18 @@ pub async fn set_maintenance(
         None => {
             state
                 .db
-                .exec(&state.db.pool, sqlx::query("DELETE FROM settings WHERE name = $1").bind(MAINTENANCE_SETTING))
+                .exec(
+                    &state.db.pool,
+                    sqlx::query("DELETE FROM settings WHERE name = $1").bind(MAINTENANCE_SETTING),
+                )
                 .await?;
         }
     }
     *state.maintenance.write().unwrap_or_else(|p| p.into_inner()) = message.clone();
     ops_audit(&state, "maintenance", json!({"enabled": message.is_some()})).await;
-    Ok(Json(json!({"enabled": message.is_some(), "message": message})))
+    Ok(Json(
+        json!({"enabled": message.is_some(), "message": message}),
+    ))
 }
 
 pub async fn verify(State(state): State<AppState>) -> AppResult<Json<Value>> {
@@ -297,7 +349,10 @@ pub async fn verify(State(state): State<AppState>) -> AppResult<Json<Value>> {
     ] {
         let mut after = 0_i64;
         loop {
-            let rows = state.db.all(&state.db.pool, sqlx::query(sql).bind(after)).await?;
+            let rows = state
+                .db
+                .all(&state.db.pool, sqlx::query(sql).bind(after))
+                .await?;
             for r in &rows {
                 referenced += 1;
                 let key: String = r.get("object_key");

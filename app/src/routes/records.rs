@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::auth::{Ctx, CsrfForm, CurrentUser, User, check_csrf};
+use crate::auth::{CsrfForm, Ctx, CurrentUser, User, check_csrf};
 use crate::db::{now_ms, parse_day};
 use crate::error::{AppError, AppResult};
 use crate::logs::Category;
@@ -21,7 +21,14 @@ use crate::state::AppState;
 use crate::views::{csrf_field, pager};
 use crate::web::render;
 
-pub const KINDS: &[&str] = &["sowing", "watering", "fertilising", "spraying", "harvest", "other"];
+pub const KINDS: &[&str] = &[
+    "sowing",
+    "watering",
+    "fertilising",
+    "spraying",
+    "harvest",
+    "other",
+];
 pub const PAGE_SIZE: i64 = 20;
 
 #[derive(Deserialize, Default)]
@@ -45,8 +52,16 @@ pub struct Filter {
 
 impl Search {
     pub fn parse(&self) -> AppResult<Filter> {
-        let from = if self.from.trim().is_empty() { String::new() } else { parse_day("from", &self.from)? };
-        let to = if self.to.trim().is_empty() { String::new() } else { parse_day("to", &self.to)? };
+        let from = if self.from.trim().is_empty() {
+            String::new()
+        } else {
+            parse_day("from", &self.from)?
+        };
+        let to = if self.to.trim().is_empty() {
+            String::new()
+        } else {
+            parse_day("to", &self.to)?
+        };
         let page = match &self.page {
             None => 1,
             Some(p) => p
@@ -76,7 +91,11 @@ pub struct RecordRow {
     pub photo_id: Option<i64>,
 }
 
-pub async fn search_records(state: &AppState, owner: i64, f: &Filter) -> AppResult<(Vec<RecordRow>, bool)> {
+pub async fn search_records(
+    state: &AppState,
+    owner: i64,
+    f: &Filter,
+) -> AppResult<(Vec<RecordRow>, bool)> {
     let rows = state
         .db
         .all(
@@ -124,7 +143,10 @@ async fn nps_due(state: &AppState, user: &User) -> AppResult<Option<String>> {
     }
     let row = state
         .db
-        .one(&state.db.pool, sqlx::query("SELECT nps_prompted_at FROM users WHERE id = $1").bind(user.id))
+        .one(
+            &state.db.pool,
+            sqlx::query("SELECT nps_prompted_at FROM users WHERE id = $1").bind(user.id),
+        )
         .await?;
     let last: Option<i64> = row.try_get("nps_prompted_at")?;
     let now = now_ms();
@@ -136,7 +158,9 @@ async fn nps_due(state: &AppState, user: &User) -> AppResult<Option<String>> {
         .db
         .exec(
             &state.db.pool,
-            sqlx::query("UPDATE users SET nps_prompted_at = $1 WHERE id = $2").bind(now).bind(user.id),
+            sqlx::query("UPDATE users SET nps_prompted_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(user.id),
         )
         .await?;
     Ok(Some(content.nps.question))
@@ -154,7 +178,12 @@ pub async fn list(
     let nps = nps_due(&state, &user).await?;
     let base = format!(
         "/records?{}",
-        serde_urlencoded::to_string([("crop", &filter.crop), ("from", &filter.from), ("to", &filter.to)]).unwrap_or_default()
+        serde_urlencoded::to_string([
+            ("crop", &filter.crop),
+            ("from", &filter.from),
+            ("to", &filter.to)
+        ])
+        .unwrap_or_default()
     );
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let body = html! {
@@ -247,7 +276,10 @@ fn validate_record(fields: &HashMap<String, String>) -> AppResult<NewRecord> {
     let get = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
     let kind = get("kind").trim().to_string();
     if !KINDS.contains(&kind.as_str()) {
-        return Err(AppError::field("kind", format!("must be one of {}", KINDS.join(", "))));
+        return Err(AppError::field(
+            "kind",
+            format!("must be one of {}", KINDS.join(", ")),
+        ));
     }
     let quantity = match get("quantity").trim() {
         "" => None,
@@ -291,9 +323,15 @@ pub async fn create(
                 return Err(AppError::Csrf);
             }
             record = Some(validate_record(&fields)?);
-            photo = state.photos.put_stream("photo", &mut field, state.config.upload_limit_bytes).await?;
+            photo = state
+                .photos
+                .put_stream("photo", &mut field, state.config.upload_limit_bytes)
+                .await?;
         } else if fields.len() < 20 {
-            let value = field.text().await.map_err(|_| AppError::field("form", "could not be read"))?;
+            let value = field
+                .text()
+                .await
+                .map_err(|_| AppError::field("form", "could not be read"))?;
             if value.len() > 10_000 {
                 return Err(AppError::field("form", format!("{name} is too long")));
             }
@@ -315,7 +353,9 @@ pub async fn create(
         .db
         .optional(
             &state.db.pool,
-            sqlx::query("SELECT id FROM crops WHERE id = $1 AND owner_id = $2").bind(record.crop_id).bind(user.id),
+            sqlx::query("SELECT id FROM crops WHERE id = $1 AND owner_id = $2")
+                .bind(record.crop_id)
+                .bind(user.id),
         )
         .await?;
     if owned.is_none() {
@@ -387,7 +427,10 @@ pub async fn delete(
         .ok_or(AppError::NotFound)?;
     state
         .db
-        .exec(&state.db.pool, sqlx::query("DELETE FROM records WHERE id = $1").bind(record_id))
+        .exec(
+            &state.db.pool,
+            sqlx::query("DELETE FROM records WHERE id = $1").bind(record_id),
+        )
         .await?;
     state
         .audit(
@@ -419,10 +462,16 @@ pub async fn photo(
     if row.get::<i64, _>("owner_id") != user.id && !user.is_staff() {
         return Err(AppError::NotFound);
     }
-    let file = state.photos.open_object(&row.get::<String, _>("object_key")).await?;
+    let file = state
+        .photos
+        .open_object(&row.get::<String, _>("object_key"))
+        .await?;
     let content_type: String = row.get("content_type");
     Ok((
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "private, max-age=86400".to_string())],
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "private, max-age=86400".to_string()),
+        ],
         Body::from_stream(tokio_util::io::ReaderStream::new(file)),
     )
         .into_response())
@@ -461,7 +510,10 @@ pub async fn nps(
         )
         .await?;
     state
-        .audit(Category::Operation, json!({"actor": user.id, "action": "nps.respond", "after": {"score": score}}))
+        .audit(
+            Category::Operation,
+            json!({"actor": user.id, "action": "nps.respond", "after": {"score": score}}),
+        )
         .await;
     Ok(Redirect::to("/records").into_response())
 }

@@ -16,7 +16,8 @@ use crate::web::render;
 
 pub async fn page(State(state): State<AppState>, ctx: Ctx) -> AppResult<Response> {
     let all = incidents::list(&state.db, false, 50).await?;
-    let (open, past): (Vec<&Incident>, Vec<&Incident>) = all.iter().partition(|i| i.resolved_at.is_none());
+    let (open, past): (Vec<&Incident>, Vec<&Incident>) =
+        all.iter().partition(|i| i.resolved_at.is_none());
     let body = html! {
         @if open.is_empty() { p.notice #all-ok { "All systems operational." } }
         @for i in &open { (incident_card(i)) }
@@ -24,7 +25,9 @@ pub async fn page(State(state): State<AppState>, ctx: Ctx) -> AppResult<Response
         @if past.is_empty() { p.muted { "No incidents reported." } }
         @for i in &past { (incident_card(i)) }
     };
-    Ok(render(&state, &ctx, "Service status", body).await.into_response())
+    Ok(render(&state, &ctx, "Service status", body)
+        .await
+        .into_response())
 }
 
 fn incident_card(i: &Incident) -> maud::Markup {
@@ -40,7 +43,12 @@ fn incident_card(i: &Incident) -> maud::Markup {
 fn indicator(open: &[Incident]) -> (&'static str, &'static str) {
     let worst = open
         .iter()
-        .map(|i| incidents::IMPACTS.iter().position(|x| *x == i.impact).unwrap_or(0))
+        .map(|i| {
+            incidents::IMPACTS
+                .iter()
+                .position(|x| *x == i.impact)
+                .unwrap_or(0)
+        })
         .max()
         .unwrap_or(0);
     match worst {
@@ -79,7 +87,11 @@ fn incident_json(i: &Incident) -> Value {
 pub async fn summary(State(state): State<AppState>) -> AppResult<Json<Value>> {
     let open = incidents::list(&state.db, true, 50).await?;
     let (indicator, description) = indicator(&open);
-    let updated = open.iter().map(|i| i.updated_at).max().unwrap_or_else(crate::db::now_ms);
+    let updated = open
+        .iter()
+        .map(|i| i.updated_at)
+        .max()
+        .unwrap_or_else(crate::db::now_ms);
     Ok(Json(json!({
         "page": {
             "id": "fieldbook",

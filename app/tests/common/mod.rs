@@ -1,0 +1,328 @@
+//! Test harness: builds the app on a fresh SQLite file or a fresh database
+//! in a throwaway PostgreSQL server, and a small cookie-keeping client that
+//! drives the router with `oneshot` (no socket).
+#![allow(dead_code)]
+
+pub mod postgres;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use fieldbook::config::Argon2Cost;
+use fieldbook::{AppConfig, AppState, Db, app};
+use tower::ServiceExt;
+
+pub const OPS_TOKEN: &str = "test-ops-token-0123456789";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    pub router: Router,
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+}
+
+pub fn test_config(dir: &std::path::Path) -> AppConfig {
+    let mut config = AppConfig::new(dir.join("photos")).with_ops_token(OPS_TOKEN);
+    config.log_stdout = false;
+    // Debug builds hash slowly; production cost is covered by AppConfig::new.
+    config.argon2 = Argon2Cost {
+        memory_kib: 256,
+        iterations: 1,
+    };
+    config
+}
+
+impl TestApp {
+    pub async fn new(backend: Backend) -> TestApp {
+        TestApp::with_config(backend, |_| {}).await
+    }
+
+    pub async fn with_config(backend: Backend, adjust: impl FnOnce(&mut AppConfig)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match backend {
+            Backend::Sqlite => dir
+                .path()
+                .join("fieldbook.db")
+                .to_string_lossy()
+                .into_owned(),
+            Backend::Postgres => postgres::fresh_database().await,
+        };
+        let db = Db::connect(&database_url).await.expect("connect");
+        db.migrate().await.expect("migrate");
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        let state = AppState::new(db, config).await.expect("state");
+        TestApp {
+            router: app(state.clone()),
+            state,
+            dir,
+            database_url,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client {
+            router: self.router.clone(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    /// A signed-in client for a new account with the given role.
+    pub async fn user(&self, email: &str, role: fieldbook::auth::Role) -> Client {
+        fieldbook::auth::create_user(
+            &self.state.db,
+            email,
+            "correct horse battery",
+            role,
+            self.state.config.argon2,
+        )
+        .await
+        .expect("create user");
+        let mut c = self.client();
+        c.get("/login").await;
+        let r = c
+            .post_form(
+                "/login",
+                &[("email", email), ("password", "correct horse battery")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "login failed: {}", r.text);
+        c
+    }
+
+    pub async fn ops(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Reply {
+        self.ops_with_token(method, path, body, Some(OPS_TOKEN))
+            .await
+    }
+
+    pub async fn ops_with_token(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .expect("request");
+        Reply::from(self.router.clone().oneshot(req).await.expect("infallible")).await
+    }
+
+    /// Count of stored log entries of one category whose JSON contains `needle`.
+    pub async fn log_count(&self, category: &str, needle: &str) -> usize {
+        let rows = sqlx::query("SELECT data FROM logs WHERE category = $1")
+            .bind(category.to_string())
+            .fetch_all(&self.state.db.pool)
+            .await
+            .expect("logs");
+        rows.iter()
+            .filter(|r| sqlx::Row::get::<String, _>(*r, "data").contains(needle))
+            .count()
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub bytes: Vec<u8>,
+    pub text: String,
+}
+
+impl Reply {
+    pub async fn from(resp: Response<Body>) -> Reply {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), 256 * 1024 * 1024)
+            .await
+            .expect("body")
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// Keeps cookies like a browser and fills in the CSRF field.
+pub struct Client {
+    pub router: Router,
+    pub cookies: HashMap<String, String>,
+}
+
+impl Client {
+    pub fn csrf(&self) -> String {
+        self.cookies.get("fb_csrf").cloned().unwrap_or_default()
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub async fn send(&mut self, req: Request<Body>) -> Reply {
+        let resp = self.router.clone().oneshot(req).await.expect("infallible");
+        for v in resp.headers().get_all(header::SET_COOKIE) {
+            let text = v.to_str().unwrap_or("");
+            let pair = text.split(';').next().unwrap_or("");
+            if let Some((k, val)) = pair.split_once('=') {
+                if val.is_empty() || text.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_string(), val.to_string());
+                }
+            }
+        }
+        Reply::from(resp).await
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        let req = Request::builder()
+            .uri(path)
+            .header(header::COOKIE, self.cookie_header())
+            .body(Body::empty())
+            .expect("request");
+        self.send(req).await
+    }
+
+    /// POSTs a form with the CSRF field added.
+    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        if self.csrf().is_empty() {
+            self.get("/").await;
+        }
+        let csrf = self.csrf();
+        let mut all: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw_form(path, &serde_urlencoded::to_string(&all).expect("encode"))
+            .await
+    }
+
+    pub async fn post_raw_form(&mut self, path: &str, body: &str) -> Reply {
+        let req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(header::COOKIE, self.cookie_header())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        self.send(req).await
+    }
+
+    /// POSTs multipart/form-data: text fields (CSRF first) then an optional file.
+    pub async fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &str, &[u8])>,
+        with_csrf: bool,
+    ) -> Reply {
+        if self.csrf().is_empty() {
+            self.get("/").await;
+        }
+        let boundary = "fieldbook-test-boundary-7d1e";
+        let mut body = Vec::new();
+        let csrf = self.csrf();
+        let mut all: Vec<(&str, &str)> = Vec::new();
+        if with_csrf {
+            all.push(("csrf", csrf.as_str()));
+        }
+        all.extend_from_slice(fields);
+        for (k, v) in all {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        if let Some((name, filename, bytes)) = file {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(header::COOKIE, self.cookie_header())
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(body))
+            .expect("request");
+        self.send(req).await
+    }
+}
+
+/// A tiny valid PNG (1×1) with a varying trailing chunk so tests can make
+/// distinct objects.
+pub fn png(seed: u8) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    v.extend_from_slice(&[
+        0, 0, 0, 13, b'I', b'H', b'D', b'R', 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 0x90, 0x77,
+        0x53, 0xDE,
+    ]);
+    v.extend_from_slice(&[0, 0, 0, 1, b't', b'E', b'X', b't', seed, 0, 0, 0, 0]);
+    v
+}
+
+/// Declares one test per backend for a scenario `async fn name(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario($crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario($crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
