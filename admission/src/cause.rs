@@ -118,8 +118,26 @@ pub(crate) fn render_value(value: &Value) -> String {
     match value {
         Value::Null => "\"null\"".to_string(),
         Value::String(s) => go_quote(s),
+        Value::Number(n) if n.is_f64() => go_float(n.as_f64().unwrap_or(f64::NAN)),
         Value::Bool(_) | Value::Number(_) => value.to_string(),
         Value::Array(_) | Value::Object(_) => value.to_string(),
+    }
+}
+
+/// Formats a float64 as Go's `%v` does: the shortest digits that round-trip, in exponent form
+/// (`1e+06`, `2.147483648e+09`, `1e-05`) when the decimal exponent is below -4 or at least 6.
+pub(crate) fn go_float(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let scientific = format!("{x:e}");
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-4..6).contains(&exponent) {
+        format!("{x}")
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.abs())
     }
 }
 
@@ -233,5 +251,22 @@ pub(crate) mod path {
 
     pub(crate) fn key(base: &str, key: &str) -> String {
         format!("{base}[{key}]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_float;
+
+    #[test]
+    fn floats_print_like_go_percent_v() {
+        assert_eq!(go_float(0.0), "0");
+        assert_eq!(go_float(1.5), "1.5");
+        assert_eq!(go_float(123456.0), "123456");
+        assert_eq!(go_float(1e6), "1e+06");
+        assert_eq!(go_float(2147483648.0), "2.147483648e+09");
+        assert_eq!(go_float(0.0001), "0.0001");
+        assert_eq!(go_float(0.00001), "1e-05");
+        assert_eq!(go_float(-2.5e-7), "-2.5e-07");
     }
 }

@@ -29,17 +29,32 @@ pub(crate) fn string_is_valid(format: &str, value: &str) -> Option<bool> {
     Some(valid)
 }
 
-/// Whether an integer fits `format` (`int32`, `int64`). `None` when the format says nothing.
-pub(crate) fn integer_fits(format: &str, value: &serde_json::Number) -> Option<bool> {
+/// go-openapi's `IsValueValidAgainstRange`: whether a number (a value, or a schema bound) can be
+/// held by the schema's numeric type and format without loss. Integers must fit `int32`,
+/// `uint32`, `uint64` or, by default, `int64`; `float` numbers must fit a float32.
+pub(crate) fn number_fits(type_name: &str, format: &str, value: &serde_json::Number) -> bool {
+    if type_name != "integer" {
+        return !matches!(format, "float" | "float32")
+            || value
+                .as_f64()
+                .is_some_and(|f| f.abs() <= f64::from(f32::MAX));
+    }
+    let whole: Option<i128> = if let Some(i) = value.as_i64() {
+        Some(i128::from(i))
+    } else if let Some(u) = value.as_u64() {
+        Some(i128::from(u))
+    } else {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 1.9e19)
+            .map(|f| f as i128)
+    };
+    let Some(whole) = whole else { return false };
     match format {
-        "int32" => Some(value.as_i64().is_some_and(|v| i32::try_from(v).is_ok())),
-        "int64" => Some(
-            value.as_i64().is_some()
-                || value
-                    .as_f64()
-                    .is_some_and(|f| f.fract() == 0.0 && f.abs() < 9.2e18),
-        ),
-        _ => None,
+        "int32" => i32::try_from(whole).is_ok(),
+        "uint32" => u32::try_from(whole).is_ok(),
+        "uint64" => u64::try_from(whole).is_ok(),
+        _ => i64::try_from(whole).is_ok(),
     }
 }
 

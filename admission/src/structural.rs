@@ -2,7 +2,7 @@
 //! any CEL rule, worded as its go-openapi validator words them and mapped to field errors the way
 //! the apiextensions validation maps them.
 
-use crate::cause::{Cause, CauseReason, go_quote, path};
+use crate::cause::{Cause, CauseReason, go_float, go_quote, path};
 use crate::formats;
 use crate::node::{Additional, Node};
 use serde_json::{Map, Number, Value};
@@ -130,15 +130,6 @@ fn type_error(at: &str, value: &Value, expected: &str) -> Cause {
     )
 }
 
-/// Formats a schema bound as Go's `%v` prints a float64.
-fn go_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e21 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
-    }
-}
-
 fn invalid(at: &str, value: &Value, detail: String) -> Cause {
     Cause::new(CauseReason::FieldValueInvalid, at, Some(value), &detail)
 }
@@ -188,34 +179,47 @@ fn validate_string(s: &str, value: &Value, node: &Node, at: &str, found: &mut Fi
     }
 }
 
-/// Checks in go-openapi's order: format range, `multipleOf`, `maximum`, `minimum`.
+/// Checks in go-openapi's order: the value against the numeric format's range, then
+/// `multipleOf`, `maximum`, `minimum`, each after checking that the bound itself fits the format.
 fn validate_number(n: &Number, value: &Value, node: &Node, at: &str, found: &mut Findings) {
     let Some(x) = n.as_f64() else { return };
-    if let Some(format) = &node.format
-        && formats::integer_fits(format, n) == Some(false)
-    {
-        let detail = format!(
-            "{at} in body must be of type {format}: {}",
-            go_quote(&n.to_string())
-        );
-        found.schema.push(Cause::new(
-            CauseReason::FieldValueTypeInvalid,
-            at,
-            Some(value),
+    let type_name = node.type_label();
+    let format = node.format.as_deref().unwrap_or("");
+    // go-openapi reports these range errors as plain errors, which the apiserver files under the
+    // nil root path with an empty value.
+    let out_of_range = |what: &str| {
+        let with_format = if format.is_empty() {
+            String::new()
+        } else {
+            format!(" with format {format}")
+        };
+        let detail = format!("{what} value must be of type {type_name}{with_format} in {at}");
+        Cause::new(
+            CauseReason::FieldValueInvalid,
+            "",
+            Some(&Value::from("")),
             &detail,
-        ));
+        )
+    };
+    let bound_fits = |bound: f64| {
+        Number::from_f64(bound).is_some_and(|b| formats::number_fits(type_name, format, &b))
+    };
+    if !formats::number_fits(type_name, format, n) {
+        found.schema.push(out_of_range("Checked"));
     }
-    if let Some(factor) = node.multiple_of
-        && factor > 0.0
-        && (x / factor).fract().abs() > f64::EPSILON * 16.0
-    {
-        found.schema.push(invalid(
-            at,
-            value,
-            format!("{at} in body should be a multiple of {}", go_number(factor)),
-        ));
+    if let Some(factor) = node.multiple_of {
+        if !bound_fits(factor) {
+            found.schema.push(out_of_range("MultipleOf"));
+        }
+        if factor > 0.0 && (x / factor).fract().abs() > f64::EPSILON * 16.0 {
+            let detail = format!("{at} in body should be a multiple of {}", go_float(factor));
+            found.schema.push(invalid(at, value, detail));
+        }
     }
     if let Some(max) = node.maximum {
+        if !bound_fits(max) {
+            found.schema.push(out_of_range("Maximum boundary"));
+        }
         let (fails, words) = if node.exclusive_maximum {
             (x >= max, "less than")
         } else {
@@ -225,11 +229,14 @@ fn validate_number(n: &Number, value: &Value, node: &Node, at: &str, found: &mut
             found.schema.push(invalid(
                 at,
                 value,
-                format!("{at} in body should be {words} {}", go_number(max)),
+                format!("{at} in body should be {words} {}", go_float(max)),
             ));
         }
     }
     if let Some(min) = node.minimum {
+        if !bound_fits(min) {
+            found.schema.push(out_of_range("Minimum boundary"));
+        }
         let (fails, words) = if node.exclusive_minimum {
             (x <= min, "greater than")
         } else {
@@ -239,7 +246,7 @@ fn validate_number(n: &Number, value: &Value, node: &Node, at: &str, found: &mut
             found.schema.push(invalid(
                 at,
                 value,
-                format!("{at} in body should be {words} {}", go_number(min)),
+                format!("{at} in body should be {words} {}", go_float(min)),
             ));
         }
     }

@@ -305,21 +305,27 @@ fn string_formats_are_checked_as_kube_defines_them() {
 }
 
 #[test]
-fn integer_formats_bound_the_range() {
-    assert!(
-        spec_errors(
-            prop(json!({"type": "integer", "format": "int32"})),
-            json!({"x": 2147483647})
-        )
-        .is_empty()
+fn integer_formats_bound_the_value_and_the_schema_bounds() {
+    let int32 = |extra: serde_json::Value| {
+        let mut schema = json!({"type": "integer", "format": "int32"});
+        schema
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        prop(schema)
+    };
+    assert!(spec_errors(int32(json!({})), json!({"x": 2147483647})).is_empty());
+    // go-openapi's range errors are plain errors: the apiserver files them under the nil path.
+    assert_eq!(
+        spec_errors(int32(json!({})), json!({"x": 2147483648_i64})),
+        [
+            r#"<nil>: Invalid value: "": Checked value must be of type integer with format int32 in spec.x"#
+        ]
     );
     assert_eq!(
-        spec_errors(
-            prop(json!({"type": "integer", "format": "int32"})),
-            json!({"x": 2147483648_i64})
-        ),
+        spec_errors(int32(json!({"maximum": 4294967295_i64})), json!({"x": 5})),
         [
-            r#"spec.x: Invalid value: 2147483648: spec.x in body must be of type int32: "2147483648""#
+            r#"<nil>: Invalid value: "": Maximum boundary value must be of type integer with format int32 in spec.x"#
         ]
     );
     assert!(
@@ -328,6 +334,28 @@ fn integer_formats_bound_the_range() {
             json!({"x": 2147483648_i64})
         )
         .is_empty()
+    );
+    assert_eq!(
+        spec_errors(prop(json!({"type": "integer"})), json!({"x": u64::MAX})),
+        [r#"<nil>: Invalid value: "": Checked value must be of type integer in spec.x"#]
+    );
+}
+
+#[test]
+fn large_and_float_bounds_print_as_go_prints_floats() {
+    assert_eq!(
+        spec_errors(
+            prop(json!({"type": "integer", "maximum": 1000000})),
+            json!({"x": 1000001})
+        ),
+        ["spec.x: Invalid value: 1000001: spec.x in body should be less than or equal to 1e+06"]
+    );
+    assert_eq!(
+        spec_errors(
+            prop(json!({"type": "number", "minimum": 0.5})),
+            json!({"x": 1e-5})
+        ),
+        ["spec.x: Invalid value: 1e-05: spec.x in body should be greater than or equal to 0.5"]
     );
 }
 
