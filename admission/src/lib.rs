@@ -121,12 +121,28 @@ impl Schema {
     /// `x-kubernetes-preserve-unknown-fields`), then validates structure and CEL (with `oldSelf`
     /// transition rules when `old` is `Some`, i.e. on update).
     pub fn admit(&self, object: &mut Value, old: Option<&Value>) -> Outcome {
-        let mut outcome = Outcome::default();
+        self.admit_after_metadata(object, old, Vec::new())
+    }
+
+    /// Like [`Schema::admit`], for a caller that has already validated `metadata` itself (as the
+    /// apiserver does before the schema): its causes come first in the outcome and, like schema
+    /// errors, a blocking one (e.g. `metadata.name: Required value`) keeps the CEL rules from
+    /// running.
+    pub fn admit_after_metadata(
+        &self,
+        object: &mut Value,
+        old: Option<&Value>,
+        metadata_causes: Vec<Cause>,
+    ) -> Outcome {
+        let mut outcome = Outcome {
+            causes: metadata_causes,
+            unknown_fields: Vec::new(),
+        };
         self.mutate(object, &mut outcome.unknown_fields);
         outcome.unknown_fields.sort();
         let mut found = structural::Findings::default();
         structural::validate_root(object, &self.root, &mut found);
-        outcome.causes = found.into_causes();
+        outcome.causes.extend(found.into_causes());
 
         if self.has_rules {
             if outcome.causes.iter().any(|c| blocks_rules(c.reason)) {

@@ -336,3 +336,25 @@ fn schema_with_a_default_its_schema_refuses_does_not_compile() {
         ]
     );
 }
+
+#[test]
+fn blocking_metadata_error_from_the_caller_also_skips_cel() {
+    let schema = with_spec(json!({"type": "object",
+        "x-kubernetes-validations": [{"rule": "self.keep > 0", "message": "keep must be positive"}],
+        "properties": {"keep": {"type": "integer"}}}));
+    let compiled = Schema::compile(&schema).unwrap();
+    let metadata_error = tend_admission::Cause {
+        reason: CauseReason::FieldValueRequired,
+        field: "metadata.name".into(),
+        message: "Required value: name or generateName is required".into(),
+    };
+    let outcome =
+        compiled.admit_after_metadata(&mut object(json!({"keep": 0})), None, vec![metadata_error]);
+    assert_eq!(
+        lines(&outcome.causes),
+        [
+            "metadata.name: Required value: name or generateName is required",
+            r#"<nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#,
+        ]
+    );
+}
