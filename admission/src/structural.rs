@@ -62,7 +62,7 @@ pub(crate) fn validate(value: &Value, node: &Node, at: &str, is_root: bool, foun
         Value::Bool(_) | Value::Null => {}
     }
     if let Some(allowed) = &node.enum_values
-        && !allowed.contains(value)
+        && !allowed.iter().any(|a| same_value(a, value))
     {
         let supported: Vec<String> = allowed
             .iter()
@@ -81,6 +81,18 @@ pub(crate) fn validate(value: &Value, node: &Node, at: &str, is_root: bool, foun
             Some(value),
             &detail,
         ));
+    }
+}
+
+/// Equality for `enum`: numbers compare by value (`1` equals `1.0`), as go-openapi converts the
+/// enum entry to the value's type before comparing.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        _ => a == b,
     }
 }
 
