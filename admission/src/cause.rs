@@ -73,7 +73,7 @@ pub struct Cause {
 
 impl Cause {
     /// Builds a cause whose message shows `value` the way apimachinery does (strings quoted,
-    /// numbers and booleans bare, `null`, objects and lists as JSON).
+    /// numbers and booleans bare, `"null"`, objects and lists in Go syntax).
     pub(crate) fn new(
         reason: CauseReason,
         field: &str,
@@ -120,7 +120,33 @@ pub(crate) fn render_value(value: &Value) -> String {
         Value::String(s) => go_quote(s),
         Value::Number(n) if n.is_f64() => go_float(n.as_f64().unwrap_or(f64::NAN)),
         Value::Bool(_) | Value::Number(_) => value.to_string(),
-        Value::Array(_) | Value::Object(_) => value.to_string(),
+        Value::Array(_) | Value::Object(_) => go_syntax(value),
+    }
+}
+
+/// Renders a decoded JSON value as Go's `%#v` prints it, the way apimachinery shows a list or an
+/// object it reports: `map[string]interface {}{"containerPort":8000, "protocol":"TCP"}` (keys
+/// sorted), `[]interface {}{"a", "b"}`.
+pub(crate) fn go_syntax(value: &Value) -> String {
+    match value {
+        Value::Null => "interface {}(nil)".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) if n.is_f64() => go_float(n.as_f64().unwrap_or(f64::NAN)),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => go_quote(s),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(go_syntax).collect();
+            format!("[]interface {{}}{{{}}}", items.join(", "))
+        }
+        Value::Object(fields) => {
+            let mut keys: Vec<&String> = fields.keys().collect();
+            keys.sort();
+            let entries: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", go_quote(k), go_syntax(&fields[k])))
+                .collect();
+            format!("map[string]interface {{}}{{{}}}", entries.join(", "))
+        }
     }
 }
 
@@ -256,7 +282,20 @@ pub(crate) mod path {
 
 #[cfg(test)]
 mod tests {
-    use super::go_float;
+    use super::{go_float, go_syntax};
+    use serde_json::json;
+
+    #[test]
+    fn lists_and_objects_print_like_go_percent_sharp_v() {
+        assert_eq!(
+            go_syntax(&json!({"protocol": "TCP", "containerPort": 8000})),
+            r#"map[string]interface {}{"containerPort":8000, "protocol":"TCP"}"#
+        );
+        assert_eq!(
+            go_syntax(&json!(["a", 1.5, null])),
+            r#"[]interface {}{"a", 1.5, interface {}(nil)}"#
+        );
+    }
 
     #[test]
     fn floats_print_like_go_percent_v() {

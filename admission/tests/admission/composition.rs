@@ -113,7 +113,7 @@ fn list_map_duplicate_keys_are_reported_at_the_later_entry() {
             schema,
             json!({"levels": [{"name": "l1"}, {"name": "l2"}, {"name": "l1", "timeout": "5m"}]})
         ),
-        [r#"spec.levels[2]: Duplicate value: {"name":"l1"}"#]
+        [r#"spec.levels[2]: Duplicate value: map[string]interface {}{"name":"l1"}"#]
     );
 }
 
@@ -139,7 +139,7 @@ fn list_map_with_composite_keys_compares_all_keys() {
             schema,
             json!({"ports": [{"port": 53}, {"port": 53, "protocol": "TCP"}]})
         ),
-        [r#"spec.ports[1]: Duplicate value: {"port":53,"protocol":"TCP"}"#]
+        [r#"spec.ports[1]: Duplicate value: map[string]interface {}{"port":53, "protocol":"TCP"}"#]
     );
 }
 
