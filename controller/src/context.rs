@@ -16,8 +16,15 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, identity: &str, metrics: Arc<Metrics>) -> Self {
-        let reporter = Reporter { controller: "tend".into(), instance: Some(identity.into()) };
+        let reporter = Reporter {
+            controller: "tend".into(),
+            instance: Some(identity.into()),
+        };
         let recorder = Recorder::new(client.clone(), reporter);
-        Self { client, recorder, metrics }
+        Self {
+            client,
+            recorder,
+            metrics,
+        }
     }
 }

@@ -47,7 +47,11 @@ pub struct LeaderElector {
 impl LeaderElector {
     pub fn new(client: Client, config: LeaseConfig) -> Self {
         let api = Api::namespaced(client, &config.namespace);
-        Self { api, config, observed: None }
+        Self {
+            api,
+            config,
+            observed: None,
+        }
     }
 
     pub fn identity(&self) -> &str {
@@ -64,7 +68,10 @@ impl LeaderElector {
         let duration_secs = self.config.lease_duration.as_secs() as i32;
         let Some(mut lease) = self.api.get_opt(&self.config.name).await? else {
             let lease = Lease {
-                metadata: ObjectMeta { name: Some(self.config.name.clone()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(self.config.name.clone()),
+                    ..Default::default()
+                },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(self.config.identity.clone()),
                     lease_duration_seconds: Some(duration_secs),
@@ -90,13 +97,21 @@ impl LeaderElector {
         lease.spec = Some(LeaseSpec {
             holder_identity: Some(self.config.identity.clone()),
             lease_duration_seconds: Some(duration_secs),
-            acquire_time: if held_by_me { spec.acquire_time } else { Some(now.clone()) },
+            acquire_time: if held_by_me {
+                spec.acquire_time
+            } else {
+                Some(now.clone())
+            },
             renew_time: Some(now),
             lease_transitions: Some(transitions),
             ..spec
         });
         // `replace` carries the resourceVersion we read: a concurrent writer makes this a 409.
-        match self.api.replace(&self.config.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.config.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
             Err(e) => Err(e),
@@ -105,13 +120,21 @@ impl LeaderElector {
 
     /// Whether another holder's lease has gone unrenewed for a whole lease duration, measured
     /// from when this replica first saw the current record.
-    fn observed_expired(&mut self, holder: &Option<String>, renew_time: &Option<MicroTime>) -> bool {
+    fn observed_expired(
+        &mut self,
+        holder: &Option<String>,
+        renew_time: &Option<MicroTime>,
+    ) -> bool {
         let unchanged = matches!(&self.observed, Some((h, r, _)) if h == holder && r == renew_time);
         if !unchanged {
             self.observed = Some((holder.clone(), renew_time.clone(), Instant::now()));
             return false;
         }
-        let first_seen = self.observed.as_ref().map(|(_, _, at)| *at).unwrap_or_else(Instant::now);
+        let first_seen = self
+            .observed
+            .as_ref()
+            .map(|(_, _, at)| *at)
+            .unwrap_or_else(Instant::now);
         first_seen.elapsed() > self.config.lease_duration
     }
 
@@ -124,8 +147,17 @@ impl LeaderElector {
         if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
             return Ok(());
         }
-        lease.spec = Some(LeaseSpec { holder_identity: None, renew_time: None, acquire_time: None, ..spec });
-        match self.api.replace(&self.config.name, &PostParams::default(), &lease).await {
+        lease.spec = Some(LeaseSpec {
+            holder_identity: None,
+            renew_time: None,
+            acquire_time: None,
+            ..spec
+        });
+        match self
+            .api
+            .replace(&self.config.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
             Err(e) => Err(e),

@@ -10,7 +10,11 @@ use tend::leader::LeaseConfig;
 use tend::run::{RunConfig, default_identity, run};
 
 #[derive(Parser)]
-#[command(name = "tend", version, about = "GitOps controller for the day-2 operations of a web service")]
+#[command(
+    name = "tend",
+    version,
+    about = "GitOps controller for the day-2 operations of a web service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,11 +57,18 @@ enum Command {
 }
 
 fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
-        builder.json().flatten_event(true).with_current_span(false).init();
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
     } else {
         builder.init();
     }
@@ -95,9 +106,17 @@ fn main() -> ExitCode {
         } => {
             init_logging(&log_format);
             let identity = identity.unwrap_or_else(default_identity);
-            let lease = (!no_leader_election).then(|| LeaseConfig::new(&lease_namespace, &lease_name, &identity));
-            let config = RunConfig { metrics_addr, watch_namespace, lease };
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let lease = (!no_leader_election)
+                .then(|| LeaseConfig::new(&lease_namespace, &lease_name, &identity));
+            let config = RunConfig {
+                metrics_addr,
+                watch_namespace,
+                lease,
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(error) => {
                     eprintln!("tend: cannot start the async runtime: {error}");

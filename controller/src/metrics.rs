@@ -42,7 +42,11 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("tend");
         let reconciles = Family::<KindLabels, Counter>::default();
-        registry.register("reconciles", "Reconciliations run, by kind", reconciles.clone());
+        registry.register(
+            "reconciles",
+            "Reconciliations run, by kind",
+            reconciles.clone(),
+        );
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
         registry.register(
             "reconcile_errors",
@@ -50,7 +54,9 @@ impl Default for Metrics {
             reconcile_errors.clone(),
         );
         let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
         });
         registry.register(
             "reconcile_duration_seconds",
@@ -64,10 +70,26 @@ impl Default for Metrics {
             stalled.clone(),
         );
         let leader = Gauge::default();
-        registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            leader.clone(),
+        );
         let lease_renewals = Counter::default();
-        registry.register("lease_renewals", "Successful leader lease renewals", lease_renewals.clone());
-        Self { registry, reconciles, reconcile_errors, reconcile_duration, stalled, leader, lease_renewals }
+        registry.register(
+            "lease_renewals",
+            "Successful leader lease renewals",
+            lease_renewals.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            stalled,
+            leader,
+            lease_renewals,
+        }
     }
 }
 
@@ -75,7 +97,9 @@ impl Metrics {
     /// Records one finished reconcile.
     pub fn observe_reconcile(&self, kind: &'static str, elapsed: Duration) {
         self.reconciles.get_or_create(&KindLabels { kind }).inc();
-        self.reconcile_duration.get_or_create(&KindLabels { kind }).observe(elapsed.as_secs_f64());
+        self.reconcile_duration
+            .get_or_create(&KindLabels { kind })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Prometheus text exposition.

@@ -34,7 +34,10 @@ pub enum RunError {
     #[error("cannot reach the Kubernetes API: {0}")]
     Client(#[source] kube::Error),
     #[error("cannot serve probes on {addr}: {source}")]
-    Serve { addr: SocketAddr, source: std::io::Error },
+    Serve {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("lost the leader lease {0}: stopping so that only the new leader acts")]
     LostLease(String),
 }
@@ -83,18 +86,32 @@ pub async fn run_with_client(
 
     let listener = tokio::net::TcpListener::bind(config.metrics_addr)
         .await
-        .map_err(|source| RunError::Serve { addr: config.metrics_addr, source })?;
-    let probes = Probes { metrics: metrics.clone(), ready: ready.clone() };
+        .map_err(|source| RunError::Serve {
+            addr: config.metrics_addr,
+            source,
+        })?;
+    let probes = Probes {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
     let server = tokio::spawn(
-        axum::serve(listener, server::router(probes)).with_graceful_shutdown(stopped()).into_future(),
+        axum::serve(listener, server::router(probes))
+            .with_graceful_shutdown(stopped())
+            .into_future(),
     );
     tracing::info!(addr = %config.metrics_addr, "serving /metrics, /healthz and /readyz");
 
     client.apiserver_version().await.map_err(RunError::Client)?;
     ready.store(true, Ordering::Relaxed);
 
-    let identity = config.lease.as_ref().map_or_else(|| "tend".to_string(), |l| l.identity.clone());
-    let mut elector = config.lease.clone().map(|lease| LeaderElector::new(client.clone(), lease));
+    let identity = config
+        .lease
+        .as_ref()
+        .map_or_else(|| "tend".to_string(), |l| l.identity.clone());
+    let mut elector = config
+        .lease
+        .clone()
+        .map(|lease| LeaderElector::new(client.clone(), lease));
     if let Some(elector) = elector.as_mut() {
         let acquired = acquire(elector, &metrics, stopped()).await;
         if !acquired {
@@ -179,7 +196,10 @@ async fn acquire(
                 return true;
             }
             Ok(false) if !logged_standby => {
-                tracing::info!(identity = elector.identity(), "another replica leads; standing by");
+                tracing::info!(
+                    identity = elector.identity(),
+                    "another replica leads; standing by"
+                );
                 logged_standby = true;
             }
             Ok(false) => {}
@@ -226,9 +246,12 @@ async fn hold(
 pub fn default_identity() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "tend".into());
     format!("{host}-{}", std::process::id())
 }
-

@@ -29,7 +29,10 @@ pub fn router(probes: Probes) -> Router {
 
 async fn metrics(State(probes): State<Probes>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         probes.metrics.encode(),
     )
 }

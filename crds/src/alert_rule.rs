@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::conditions::Condition;
 use crate::references::{Reference, References, route_references};
 use crate::restore_request::RestoreRequestSpec;
-use crate::types::{Duration, LocalObjectRef, NotificationRoute, PublicNotice, SecretRef, Severity};
+use crate::types::{
+    Duration, LocalObjectRef, NotificationRoute, PublicNotice, SecretRef, Severity,
+};
 
 /// Evaluate a signal on an interval; notify, open an incident and remediate when it breaches.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,9 +29,21 @@ use crate::types::{Duration, LocalObjectRef, NotificationRoute, PublicNotice, Se
     printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
     printcolumn(name = "Value", type_ = "string", json_path = ".status.lastValue"),
     printcolumn(name = "Since", type_ = "date", json_path = ".status.activeSince"),
-    printcolumn(name = "Incident", type_ = "string", json_path = ".status.currentIncident"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Incident",
+        type_ = "string",
+        json_path = ".status.currentIncident"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AlertRuleSpec {
@@ -135,7 +149,9 @@ fn default_probe_timeout() -> Duration {
 }
 
 /// HTTP probe methods.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum HttpMethod {
     #[default]
     #[serde(rename = "GET")]
@@ -149,7 +165,9 @@ pub enum HttpMethod {
 }
 
 /// What an HTTP probe measures.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum HttpMeasure {
     #[default]
@@ -199,7 +217,9 @@ pub struct MetricsScrape {
 }
 
 /// Aggregations of scraped series.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum Aggregation {
     #[default]
@@ -254,7 +274,9 @@ fn default_pg_query() -> String {
 }
 
 /// What a PostgreSQL probe measures.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum PostgresMeasure {
     #[default]
@@ -376,7 +398,11 @@ impl References for AlertRuleSpec {
                 &["host", "port", "dbname", "user", "password"],
             ));
         }
-        if let Some(policy) = self.incident.as_ref().and_then(|i| i.escalation_policy_ref.as_ref()) {
+        if let Some(policy) = self
+            .incident
+            .as_ref()
+            .and_then(|i| i.escalation_policy_ref.as_ref())
+        {
             refs.push(Reference::object(
                 "spec.incident.escalationPolicyRef",
                 "EscalationPolicy",

@@ -6,9 +6,11 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use crate::conditions::Condition;
-use crate::restore_request::{ComponentResult, RestoreCheck, ScratchTarget};
 use crate::references::{Reference, References};
-use crate::types::{AppRef, CronSchedule, Duration, SecretKeyRef, SecretRef, StorageLocation, TimeZone};
+use crate::restore_request::{ComponentResult, RestoreCheck, ScratchTarget};
+use crate::types::{
+    AppRef, CronSchedule, Duration, SecretKeyRef, SecretRef, StorageLocation, TimeZone,
+};
 
 /// Scheduled, verifiable backups of an application's database, objects (photos) and config.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,12 +24,32 @@ use crate::types::{AppRef, CronSchedule, Duration, SecretKeyRef, SecretRef, Stor
     category = "tend",
     doc = "Scheduled, encrypted, verifiable backups of an application's database, objects and config, with retention, RPO/RTO objectives and restore drills.",
     printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
-    printcolumn(name = "Last Backup", type_ = "date", json_path = ".status.lastBackup.completionTime"),
-    printcolumn(name = "Last Result", type_ = "string", json_path = ".status.lastBackup.result"),
+    printcolumn(
+        name = "Last Backup",
+        type_ = "date",
+        json_path = ".status.lastBackup.completionTime"
+    ),
+    printcolumn(
+        name = "Last Result",
+        type_ = "string",
+        json_path = ".status.lastBackup.result"
+    ),
     printcolumn(name = "RPO", type_ = "string", json_path = ".status.currentRpo"),
-    printcolumn(name = "Last Drill", type_ = "string", json_path = ".status.lastDrill.result"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Last Drill",
+        type_ = "string",
+        json_path = ".status.lastDrill.result"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new(
@@ -185,7 +207,12 @@ fn default_keep_daily() -> u32 {
 
 impl Default for Retention {
     fn default() -> Self {
-        Self { keep_last: None, keep_daily: default_keep_daily(), keep_weekly: 0, keep_monthly: 0 }
+        Self {
+            keep_last: None,
+            keep_daily: default_keep_daily(),
+            keep_weekly: 0,
+            keep_monthly: 0,
+        }
     }
 }
 
@@ -385,12 +412,23 @@ impl References for BackupPolicySpec {
             &self.encryption.recipients_secret_ref,
         )];
         if let Some(identity) = &self.encryption.identity_secret_ref {
-            refs.push(Reference::secret_key("spec.encryption.identitySecretRef", identity));
+            refs.push(Reference::secret_key(
+                "spec.encryption.identitySecretRef",
+                identity,
+            ));
         }
         if let Some(app) = &self.app {
-            refs.push(Reference::secret_key("spec.app.tokenSecretRef", &app.token_secret_ref));
+            refs.push(Reference::secret_key(
+                "spec.app.tokenSecretRef",
+                &app.token_secret_ref,
+            ));
         }
-        if let Some(pg) = self.targets.database.as_ref().and_then(|d| d.postgres.as_ref()) {
+        if let Some(pg) = self
+            .targets
+            .database
+            .as_ref()
+            .and_then(|d| d.postgres.as_ref())
+        {
             refs.push(Reference::secret(
                 "spec.targets.database.postgres.connectionSecretRef",
                 &pg.connection_secret_ref,

@@ -21,7 +21,9 @@ pub struct Schedule {
     dow_restricted: bool,
 }
 
-const MONTH_NAMES: &[&str] = &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const MONTH_NAMES: &[&str] = &[
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
 const DAY_NAMES: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 impl Schedule {
@@ -95,7 +97,8 @@ impl Schedule {
                         if self.minutes & (1 << minute) == 0 {
                             continue;
                         }
-                        let local = DateTime::from_parts(date, jiff::civil::time(hour, minute, 0, 0));
+                        let local =
+                            DateTime::from_parts(date, jiff::civil::time(hour, minute, 0, 0));
                         if local < start.with().second(0).subsec_nanosecond(0).build().ok()? {
                             continue;
                         }
@@ -139,9 +142,9 @@ fn parse_field(field: &str, name: &str, min: u32, max: u32, names: &[&str]) -> R
     for part in field.split(',') {
         let (range, step) = match part.split_once('/') {
             Some((range, step)) => {
-                let step: u32 = step
-                    .parse()
-                    .map_err(|_| format!("{name} field {field:?}: step {step:?} is not a number"))?;
+                let step: u32 = step.parse().map_err(|_| {
+                    format!("{name} field {field:?}: step {step:?} is not a number")
+                })?;
                 if step == 0 {
                     return Err(format!("{name} field {field:?}: step must be at least 1"));
                 }
@@ -152,13 +155,18 @@ fn parse_field(field: &str, name: &str, min: u32, max: u32, names: &[&str]) -> R
         let (low, high) = if range == "*" || range == "?" {
             (min, max)
         } else if let Some((low, high)) = range.split_once('-') {
-            (value(low, name, field, min, max, names)?, value(high, name, field, min, max, names)?)
+            (
+                value(low, name, field, min, max, names)?,
+                value(high, name, field, min, max, names)?,
+            )
         } else {
             let v = value(range, name, field, min, max, names)?;
             (v, if part.contains('/') { max } else { v })
         };
         if low > high {
-            return Err(format!("{name} field {field:?}: range {low}-{high} is backwards"));
+            return Err(format!(
+                "{name} field {field:?}: range {low}-{high} is backwards"
+            ));
         }
         let mut v = low;
         while v <= high {
@@ -169,17 +177,29 @@ fn parse_field(field: &str, name: &str, min: u32, max: u32, names: &[&str]) -> R
     Ok(bits)
 }
 
-fn value(text: &str, name: &str, field: &str, min: u32, max: u32, names: &[&str]) -> Result<u32, String> {
+fn value(
+    text: &str,
+    name: &str,
+    field: &str,
+    min: u32,
+    max: u32,
+    names: &[&str],
+) -> Result<u32, String> {
     let lower = text.to_ascii_lowercase();
     if let Some(index) = names.iter().position(|n| *n == lower) {
         // Names are listed from the field's minimum: month names from 1, day names from 0.
         return Ok(index as u32 + min);
     }
     let v: u32 = text.parse().map_err(|_| {
-        format!("{name} field {field:?}: {text:?} is not a number{}", if names.is_empty() { "" } else { " or name" })
+        format!(
+            "{name} field {field:?}: {text:?} is not a number{}",
+            if names.is_empty() { "" } else { " or name" }
+        )
     })?;
     if v < min || v > max {
-        return Err(format!("{name} field {field:?}: {v} is out of range {min}-{max}"));
+        return Err(format!(
+            "{name} field {field:?}: {v} is out of range {min}-{max}"
+        ));
     }
     Ok(v)
 }
@@ -199,48 +219,76 @@ mod tests {
     #[test]
     fn daily_at_two_runs_next_day_after_two() {
         let s = Schedule::parse("0 2 * * *").unwrap();
-        assert_eq!(s.next_after(ts("2026-11-28T02:00:00Z"), &TimeZone::UTC), Some(ts("2026-11-29T02:00:00Z")));
-        assert_eq!(s.next_after(ts("2026-11-28T01:59:59Z"), &TimeZone::UTC), Some(ts("2026-11-28T02:00:00Z")));
+        assert_eq!(
+            s.next_after(ts("2026-11-28T02:00:00Z"), &TimeZone::UTC),
+            Some(ts("2026-11-29T02:00:00Z"))
+        );
+        assert_eq!(
+            s.next_after(ts("2026-11-28T01:59:59Z"), &TimeZone::UTC),
+            Some(ts("2026-11-28T02:00:00Z"))
+        );
     }
 
     #[test]
     fn schedule_is_read_in_its_time_zone() {
         let s = Schedule::parse("0 2 * * *").unwrap();
         // 02:00 in Tokyo is 17:00 UTC the day before.
-        assert_eq!(s.next_after(ts("2026-11-28T00:00:00Z"), &tz("Asia/Tokyo")), Some(ts("2026-11-28T17:00:00Z")));
+        assert_eq!(
+            s.next_after(ts("2026-11-28T00:00:00Z"), &tz("Asia/Tokyo")),
+            Some(ts("2026-11-28T17:00:00Z"))
+        );
     }
 
     #[test]
     fn steps_lists_ranges_and_names() {
         let s = Schedule::parse("*/15 9-17 * JAN,jul mon-fri").unwrap();
         // 2026-07-03 is a Friday.
-        assert_eq!(s.next_after(ts("2026-07-03T17:50:00Z"), &TimeZone::UTC), Some(ts("2026-07-06T09:00:00Z")));
+        assert_eq!(
+            s.next_after(ts("2026-07-03T17:50:00Z"), &TimeZone::UTC),
+            Some(ts("2026-07-06T09:00:00Z"))
+        );
     }
 
     #[test]
     fn day_of_month_or_day_of_week_when_both_restricted() {
         let s = Schedule::parse("0 0 1 * sun").unwrap();
         // 2026-11-29 is a Sunday: it matches before December 1st.
-        assert_eq!(s.next_after(ts("2026-11-28T00:00:00Z"), &TimeZone::UTC), Some(ts("2026-11-29T00:00:00Z")));
+        assert_eq!(
+            s.next_after(ts("2026-11-28T00:00:00Z"), &TimeZone::UTC),
+            Some(ts("2026-11-29T00:00:00Z"))
+        );
     }
 
     #[test]
     fn dst_gap_runs_after_the_gap_once() {
         let s = Schedule::parse("30 2 * * *").unwrap();
         // 2026-03-08 02:30 does not exist in New York; runs at 03:30 EDT = 07:30Z.
-        let next = s.next_after(ts("2026-03-08T05:00:00Z"), &tz("America/New_York")).unwrap();
+        let next = s
+            .next_after(ts("2026-03-08T05:00:00Z"), &tz("America/New_York"))
+            .unwrap();
         assert_eq!(next, ts("2026-03-08T07:30:00Z"));
     }
 
     #[test]
     fn impossible_date_never_fires() {
-        assert_eq!(Schedule::parse("0 0 31 2 *").unwrap().next_after(ts("2026-01-01T00:00:00Z"), &TimeZone::UTC), None);
+        assert_eq!(
+            Schedule::parse("0 0 31 2 *")
+                .unwrap()
+                .next_after(ts("2026-01-01T00:00:00Z"), &TimeZone::UTC),
+            None
+        );
     }
 
     #[test]
     fn macros_expand() {
-        assert_eq!(Schedule::parse("@daily").unwrap(), Schedule::parse("0 0 * * *").unwrap());
-        assert_eq!(Schedule::parse("0 0 * * 7").unwrap(), Schedule::parse("0 0 * * 0").unwrap());
+        assert_eq!(
+            Schedule::parse("@daily").unwrap(),
+            Schedule::parse("0 0 * * *").unwrap()
+        );
+        assert_eq!(
+            Schedule::parse("0 0 * * 7").unwrap(),
+            Schedule::parse("0 0 * * 0").unwrap()
+        );
     }
 
     #[test]
@@ -265,7 +313,11 @@ mod tests {
     #[test]
     fn last_due_finds_the_missed_run() {
         let s = Schedule::parse("0 2 * * *").unwrap();
-        let due = s.last_due(ts("2026-11-26T03:00:00Z"), ts("2026-11-28T02:30:00Z"), &TimeZone::UTC);
+        let due = s.last_due(
+            ts("2026-11-26T03:00:00Z"),
+            ts("2026-11-28T02:30:00Z"),
+            &TimeZone::UTC,
+        );
         assert_eq!(due, Some(ts("2026-11-28T02:00:00Z")));
     }
 }

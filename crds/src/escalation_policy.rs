@@ -21,8 +21,16 @@ use crate::types::{Duration, NotificationRoute};
     doc = "Ordered escalation levels (L1, L2, L3...): each notifies its targets and waits for an acknowledgement before escalating.",
     printcolumn(name = "Levels", type_ = "integer", json_path = ".status.levels"),
     printcolumn(name = "Repeat", type_ = "integer", json_path = ".spec.repeat"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct EscalationPolicySpec {
@@ -75,7 +83,9 @@ impl References for EscalationPolicySpec {
         self.levels
             .iter()
             .enumerate()
-            .flat_map(|(i, level)| route_references(&format!("spec.levels[{i}].targets"), &level.targets))
+            .flat_map(|(i, level)| {
+                route_references(&format!("spec.levels[{i}].targets"), &level.targets)
+            })
             .collect()
     }
 }

@@ -24,10 +24,27 @@ use crate::types::{LocalObjectRef, NoticeImpact, Severity};
     printcolumn(name = "Severity", type_ = "string", json_path = ".spec.severity"),
     printcolumn(name = "State", type_ = "string", json_path = ".spec.state"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Level", type_ = "string", json_path = ".status.escalation.level"),
-    printcolumn(name = "Acked By", type_ = "string", json_path = ".spec.acknowledgedBy"),
-    printcolumn(name = "Title", type_ = "string", json_path = ".spec.title", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Level",
+        type_ = "string",
+        json_path = ".status.escalation.level"
+    ),
+    printcolumn(
+        name = "Acked By",
+        type_ = "string",
+        json_path = ".spec.acknowledgedBy"
+    ),
+    printcolumn(
+        name = "Title",
+        type_ = "string",
+        json_path = ".spec.title",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new(
@@ -100,7 +117,19 @@ pub struct ManualOrigin {
 }
 
 /// Incident lifecycle states.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum IncidentState {
     #[default]
@@ -292,10 +321,18 @@ impl References for IncidentRecordSpec {
     fn references(&self) -> Vec<Reference> {
         let mut refs = Vec::new();
         if let Some(policy) = &self.escalation_policy_ref {
-            refs.push(Reference::object("spec.escalationPolicyRef", "EscalationPolicy", &policy.name));
+            refs.push(Reference::object(
+                "spec.escalationPolicyRef",
+                "EscalationPolicy",
+                &policy.name,
+            ));
         }
         if let Some(rule) = self.origin.as_ref().and_then(|o| o.alert_rule_ref.as_ref()) {
-            refs.push(Reference::object("spec.origin.alertRuleRef", "AlertRule", &rule.name));
+            refs.push(Reference::object(
+                "spec.origin.alertRuleRef",
+                "AlertRule",
+                &rule.name,
+            ));
         }
         refs
     }

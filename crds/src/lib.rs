@@ -1,6 +1,9 @@
 //! The `tend.dev/v1alpha1` API: the Rust types of every custom resource (the only schema
 //! source), the CRD generator, and the validation the reconcilers run on top of admission.
 #![forbid(unsafe_code)]
+// kube-derive takes one `printcolumn(...)` attribute per column; clippy reads the repeated
+// `type_ = ...` keys as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
 
 pub mod alert_rule;
 pub mod backup_policy;

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::conditions::Condition;
 use crate::references::{Reference, References, route_references};
-use crate::types::{AppRef, CronSchedule, Duration, NotificationRoute, Severity, StorageLocation, TimeZone};
+use crate::types::{
+    AppRef, CronSchedule, Duration, NotificationRoute, Severity, StorageLocation, TimeZone,
+};
 
 /// Log retention, archive, access and audit rules for an app.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,12 +22,36 @@ use crate::types::{AppRef, CronSchedule, Duration, NotificationRoute, Severity, 
     shortname = "lp",
     category = "tend",
     doc = "Retention (90 days by default), archiving, access and periodic audits of an app's access, operation, error and auth logs.",
-    printcolumn(name = "Access Retention", type_ = "string", json_path = ".spec.categories.access.retention"),
-    printcolumn(name = "Last Prune", type_ = "date", json_path = ".status.lastPruneTime"),
-    printcolumn(name = "Last Audit", type_ = "date", json_path = ".status.lastAuditTime"),
-    printcolumn(name = "Findings", type_ = "integer", json_path = ".status.openFindings"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Access Retention",
+        type_ = "string",
+        json_path = ".spec.categories.access.retention"
+    ),
+    printcolumn(
+        name = "Last Prune",
+        type_ = "date",
+        json_path = ".status.lastPruneTime"
+    ),
+    printcolumn(
+        name = "Last Audit",
+        type_ = "date",
+        json_path = ".status.lastAuditTime"
+    ),
+    printcolumn(
+        name = "Findings",
+        type_ = "integer",
+        json_path = ".status.openFindings"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new(
@@ -90,7 +116,10 @@ pub struct CategoryRetention {
 
 impl Default for CategoryRetention {
     fn default() -> Self {
-        Self { retention: default_retention(), archive: default_true() }
+        Self {
+            retention: default_retention(),
+            archive: default_true(),
+        }
     }
 }
 
@@ -115,7 +144,9 @@ pub struct LogAccess {
 
 impl Default for LogAccess {
     fn default() -> Self {
-        Self { read_roles: default_read_roles() }
+        Self {
+            read_roles: default_read_roles(),
+        }
     }
 }
 
@@ -311,13 +342,19 @@ pub struct AuditFinding {
 
 impl References for LogPolicySpec {
     fn references(&self) -> Vec<Reference> {
-        let mut refs = vec![Reference::secret_key("spec.app.tokenSecretRef", &self.app.token_secret_ref)];
+        let mut refs = vec![Reference::secret_key(
+            "spec.app.tokenSecretRef",
+            &self.app.token_secret_ref,
+        )];
         if let Some(archive) = &self.archive {
             refs.extend(archive.references("spec.archive"));
         }
         if let Some(audit) = &self.audit {
             for (i, rule) in audit.rules.iter().enumerate() {
-                refs.extend(route_references(&format!("spec.audit.rules[{i}].routes"), &rule.routes));
+                refs.extend(route_references(
+                    &format!("spec.audit.rules[{i}].routes"),
+                    &rule.routes,
+                ));
             }
         }
         refs

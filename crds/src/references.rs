@@ -26,7 +26,10 @@ impl Reference {
     pub fn secret_key(field: &str, r: &SecretKeyRef) -> Self {
         Self {
             field: field.into(),
-            target: Target::Secret { name: r.name.clone(), keys: vec![r.key.clone()] },
+            target: Target::Secret {
+                name: r.name.clone(),
+                keys: vec![r.key.clone()],
+            },
         }
     }
 
@@ -41,7 +44,13 @@ impl Reference {
     }
 
     pub fn object(field: &str, kind: &'static str, name: &str) -> Self {
-        Self { field: field.into(), target: Target::Object { kind, name: name.into() } }
+        Self {
+            field: field.into(),
+            target: Target::Object {
+                kind,
+                name: name.into(),
+            },
+        }
     }
 }
 
@@ -58,7 +67,9 @@ impl StorageLocation {
         self.s3
             .iter()
             .filter_map(|s3| s3.credentials_secret_ref.as_ref())
-            .map(|creds| Reference::secret(&format!("{field}.s3.credentialsSecretRef"), creds, S3_KEYS))
+            .map(|creds| {
+                Reference::secret(&format!("{field}.s3.credentialsSecretRef"), creds, S3_KEYS)
+            })
             .collect()
     }
 }
@@ -74,9 +85,16 @@ impl NotificationRoute {
                 &["host", "port", "from"],
             ));
         }
-        for (kind, hook) in [("slack", &self.slack), ("teams", &self.teams), ("webhook", &self.webhook)] {
+        for (kind, hook) in [
+            ("slack", &self.slack),
+            ("teams", &self.teams),
+            ("webhook", &self.webhook),
+        ] {
             if let Some(hook) = hook {
-                refs.push(Reference::secret_key(&format!("{field}.{kind}.urlSecretRef"), &hook.url_secret_ref));
+                refs.push(Reference::secret_key(
+                    &format!("{field}.{kind}.urlSecretRef"),
+                    &hook.url_secret_ref,
+                ));
             }
         }
         refs

@@ -156,7 +156,11 @@ impl ScratchTarget {
                 &["host", "port", "dbname", "user", "password"],
             ));
         }
-        if let Some(creds) = self.s3.as_ref().and_then(|s| s.credentials_secret_ref.as_ref()) {
+        if let Some(creds) = self
+            .s3
+            .as_ref()
+            .and_then(|s| s.credentials_secret_ref.as_ref())
+        {
             refs.push(Reference::secret(
                 &format!("{field}.s3.credentialsSecretRef"),
                 creds,
@@ -313,7 +317,11 @@ pub struct CheckResult {
 
 impl References for RestoreRequestSpec {
     fn references(&self) -> Vec<Reference> {
-        let mut refs = vec![Reference::object("spec.policyRef", "BackupPolicy", &self.policy_ref.name)];
+        let mut refs = vec![Reference::object(
+            "spec.policyRef",
+            "BackupPolicy",
+            &self.policy_ref.name,
+        )];
         if let Some(scratch) = &self.target.scratch {
             refs.extend(scratch.references("spec.target.scratch"));
         }

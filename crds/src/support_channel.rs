@@ -21,12 +21,28 @@ use crate::types::{AppRef, Duration, NotificationRoute};
     shortname = "sc",
     category = "tend",
     doc = "Help button, FAQ, guides, troubleshooting, inquiry and feedback forms and the NPS survey of an app, published through its ops API; reports inquiry SLA and NPS.",
-    printcolumn(name = "Revision", type_ = "string", json_path = ".status.publishedRevision"),
+    printcolumn(
+        name = "Revision",
+        type_ = "string",
+        json_path = ".status.publishedRevision"
+    ),
     printcolumn(name = "Open", type_ = "integer", json_path = ".status.inquiries.open"),
-    printcolumn(name = "Overdue", type_ = "integer", json_path = ".status.inquiries.overdue"),
+    printcolumn(
+        name = "Overdue",
+        type_ = "integer",
+        json_path = ".status.inquiries.overdue"
+    ),
     printcolumn(name = "NPS", type_ = "number", json_path = ".status.nps.score"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SupportChannelSpec {
@@ -75,7 +91,10 @@ pub struct HelpButton {
 
 impl Default for HelpButton {
     fn default() -> Self {
-        Self { position: ButtonPosition::default(), label: default_help_label() }
+        Self {
+            position: ButtonPosition::default(),
+            label: default_help_label(),
+        }
     }
 }
 
@@ -84,7 +103,9 @@ fn default_help_label() -> String {
 }
 
 /// Help button positions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum ButtonPosition {
     #[default]
@@ -223,7 +244,11 @@ pub struct NpsSurvey {
 
 impl Default for NpsSurvey {
     fn default() -> Self {
-        Self { enabled: false, interval: default_nps_interval(), question: default_nps_question() }
+        Self {
+            enabled: false,
+            interval: default_nps_interval(),
+            question: default_nps_question(),
+        }
     }
 }
 
@@ -289,8 +314,14 @@ pub struct NpsStats {
 
 impl References for SupportChannelSpec {
     fn references(&self) -> Vec<Reference> {
-        let mut refs = vec![Reference::secret_key("spec.app.tokenSecretRef", &self.app.token_secret_ref)];
-        refs.extend(route_references("spec.inquiryForm.routes", &self.inquiry_form.routes));
+        let mut refs = vec![Reference::secret_key(
+            "spec.app.tokenSecretRef",
+            &self.app.token_secret_ref,
+        )];
+        refs.extend(route_references(
+            "spec.inquiryForm.routes",
+            &self.inquiry_form.routes,
+        ));
         refs
     }
 }

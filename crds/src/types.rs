@@ -14,8 +14,7 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 
 /// Five-field cron expression or one of the `@` macros. Field ranges are checked by
 /// [`crate::validation`], which the reconciler runs too.
-pub const CRON_PATTERN: &str =
-    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*?/,#L-]+( +[0-9A-Za-z*?/,#L-]+){4})$";
+pub const CRON_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*?/,#L-]+( +[0-9A-Za-z*?/,#L-]+){4})$";
 
 /// IANA time zone name shape (`UTC`, `Asia/Tokyo`, `America/Argentina/Buenos_Aires`).
 pub const TIME_ZONE_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$";
@@ -197,7 +196,9 @@ pub struct AppRef {
 }
 
 /// Severity of an alert, incident or audit finding.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum Severity {
     /// Service down or data at risk; pages people.

@@ -32,7 +32,11 @@ impl fmt::Display for FieldError {
 
 /// Joins errors into one message for a condition.
 pub fn summarize(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Implemented by every spec.
@@ -46,18 +50,30 @@ struct Errors(Vec<FieldError>);
 
 impl Errors {
     fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), message: message.into() });
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     fn cron(&mut self, field: &str, schedule: &CronSchedule) {
         if let Err(e) = Schedule::parse(schedule.as_str()) {
-            self.push(field, format!("invalid cron schedule {:?}: {e}", schedule.as_str()));
+            self.push(
+                field,
+                format!("invalid cron schedule {:?}: {e}", schedule.as_str()),
+            );
         }
     }
 
     fn time_zone(&mut self, field: &str, tz: &TimeZone) {
         if jiff::tz::TimeZone::get(tz.as_str()).is_err() {
-            self.push(field, format!("unknown time zone {:?} (use an IANA name such as Asia/Tokyo)", tz.as_str()));
+            self.push(
+                field,
+                format!(
+                    "unknown time zone {:?} (use an IANA name such as Asia/Tokyo)",
+                    tz.as_str()
+                ),
+            );
         }
     }
 
@@ -65,9 +81,14 @@ impl Errors {
     fn duration(&mut self, field: &str, d: &Duration, min: std::time::Duration) {
         match d.parse() {
             Err(e) => self.push(field, format!("invalid duration: {e}")),
-            Ok(v) if v < min => {
-                self.push(field, format!("{:?} is too short: must be at least {}", d.as_str(), crate::types::format_duration(min)))
-            }
+            Ok(v) if v < min => self.push(
+                field,
+                format!(
+                    "{:?} is too short: must be at least {}",
+                    d.as_str(),
+                    crate::types::format_duration(min)
+                ),
+            ),
             Ok(_) => {}
         }
     }
@@ -99,17 +120,33 @@ impl Validate for BackupPolicySpec {
         }
         if let Some(drill) = &self.drill {
             e.cron("spec.drill.schedule", &drill.schedule);
-            if drill.scratch.postgres.is_none() && drill.scratch.filesystem.is_none() && drill.scratch.s3.is_none() {
-                e.push("spec.drill.scratch", "a drill needs a scratch target (postgres, filesystem or s3)");
+            if drill.scratch.postgres.is_none()
+                && drill.scratch.filesystem.is_none()
+                && drill.scratch.s3.is_none()
+            {
+                e.push(
+                    "spec.drill.scratch",
+                    "a drill needs a scratch target (postgres, filesystem or s3)",
+                );
             }
             if self.encryption.identity_secret_ref.is_none() {
-                e.push("spec.encryption.identitySecretRef", "drills need the age identity to decrypt backups");
+                e.push(
+                    "spec.encryption.identitySecretRef",
+                    "drills need the age identity to decrypt backups",
+                );
             }
-            if let Some(pg) = self.targets.database.as_ref().and_then(|d| d.postgres.as_ref())
+            if let Some(pg) = self
+                .targets
+                .database
+                .as_ref()
+                .and_then(|d| d.postgres.as_ref())
                 && drill.scratch.postgres.is_none()
             {
                 let _ = pg;
-                e.push("spec.drill.scratch.postgres", "the database target is PostgreSQL: a drill needs a scratch PostgreSQL server");
+                e.push(
+                    "spec.drill.scratch.postgres",
+                    "the database target is PostgreSQL: a drill needs a scratch PostgreSQL server",
+                );
             }
         }
         e.0
@@ -121,10 +158,16 @@ impl Validate for RestoreRequestSpec {
         let mut e = Errors::default();
         e.known("spec.target.mode", self.target.mode, RestoreMode::Unknown);
         if self.target.mode == RestoreMode::InPlace && !self.target.confirm {
-            e.push("spec.target.confirm", "an inPlace restore overwrites production data: set confirm: true");
+            e.push(
+                "spec.target.confirm",
+                "an inPlace restore overwrites production data: set confirm: true",
+            );
         }
         if self.target.mode == RestoreMode::Scratch && self.target.scratch.is_none() {
-            e.push("spec.target.scratch", "a scratch restore needs target.scratch");
+            e.push(
+                "spec.target.scratch",
+                "a scratch restore needs target.scratch",
+            );
         }
         for (i, c) in self.components.iter().enumerate() {
             e.known(&format!("spec.components[{i}]"), *c, Component::Unknown);
@@ -133,7 +176,10 @@ impl Validate for RestoreRequestSpec {
             + usize::from(self.restore_point.latest == Some(true))
             + usize::from(self.restore_point.before.is_some());
         if selectors != 1 {
-            e.push("spec.restorePoint", "set exactly one of id, latest: true, or before");
+            e.push(
+                "spec.restorePoint",
+                "set exactly one of id, latest: true, or before",
+            );
         }
         e.0
     }
@@ -146,37 +192,72 @@ impl Validate for AlertRuleSpec {
         e.duration("spec.for", &self.for_, std::time::Duration::ZERO);
         e.duration("spec.repeatInterval", &self.repeat_interval, MINUTE);
         e.known("spec.severity", self.severity, Severity::Unknown);
-        e.known("spec.condition.operator", self.condition.operator, crate::alert_rule::Operator::Unknown);
+        e.known(
+            "spec.condition.operator",
+            self.condition.operator,
+            crate::alert_rule::Operator::Unknown,
+        );
         if !self.condition.threshold.is_finite() {
             e.push("spec.condition.threshold", "must be a finite number");
         }
         let s = &self.source;
-        let sources = [s.http.is_some(), s.metrics.is_some(), s.prometheus.is_some(), s.postgres.is_some()];
+        let sources = [
+            s.http.is_some(),
+            s.metrics.is_some(),
+            s.prometheus.is_some(),
+            s.postgres.is_some(),
+        ];
         if sources.iter().filter(|set| **set).count() != 1 {
-            e.push("spec.source", "exactly one of http, metrics, prometheus or postgres must be set");
+            e.push(
+                "spec.source",
+                "exactly one of http, metrics, prometheus or postgres must be set",
+            );
         }
         if let Some(http) = &s.http {
-            e.duration("spec.source.http.timeout", &http.timeout, std::time::Duration::from_millis(100));
+            e.duration(
+                "spec.source.http.timeout",
+                &http.timeout,
+                std::time::Duration::from_millis(100),
+            );
         }
         if let Some(pg) = &s.postgres {
-            e.duration("spec.source.postgres.timeout", &pg.timeout, std::time::Duration::from_millis(100));
+            e.duration(
+                "spec.source.postgres.timeout",
+                &pg.timeout,
+                std::time::Duration::from_millis(100),
+            );
         }
         if let Some(metrics) = &s.metrics {
             if let Some(window) = &metrics.window {
                 e.duration("spec.source.metrics.window", window, SECOND);
             }
             use crate::alert_rule::Aggregation::*;
-            if matches!(metrics.aggregation, Rate | Increase | ErrorRatio | Quantile) && metrics.window.is_none() {
-                e.push("spec.source.metrics.window", "this aggregation needs a window");
+            if matches!(metrics.aggregation, Rate | Increase | ErrorRatio | Quantile)
+                && metrics.window.is_none()
+            {
+                e.push(
+                    "spec.source.metrics.window",
+                    "this aggregation needs a window",
+                );
             }
             if metrics.aggregation == Quantile && metrics.quantile.is_none() {
-                e.push("spec.source.metrics.quantile", "the quantile aggregation needs quantile (e.g. 0.99)");
+                e.push(
+                    "spec.source.metrics.quantile",
+                    "the quantile aggregation needs quantile (e.g. 0.99)",
+                );
             }
-            e.known("spec.source.metrics.aggregation", metrics.aggregation, Unknown);
+            e.known(
+                "spec.source.metrics.aggregation",
+                metrics.aggregation,
+                Unknown,
+            );
         }
         if let Some(restore) = self.remediation.as_ref().and_then(|r| r.restore.as_ref()) {
             for err in restore.validate() {
-                e.push(err.field.replacen("spec", "spec.remediation.restore", 1), err.message);
+                e.push(
+                    err.field.replacen("spec", "spec.remediation.restore", 1),
+                    err.message,
+                );
             }
         }
         e.0
@@ -190,9 +271,16 @@ impl Validate for EscalationPolicySpec {
             e.push("spec.levels", "at least one level is required");
         }
         for (i, level) in self.levels.iter().enumerate() {
-            e.duration(&format!("spec.levels[{i}].ackTimeout"), &level.ack_timeout, MINUTE);
+            e.duration(
+                &format!("spec.levels[{i}].ackTimeout"),
+                &level.ack_timeout,
+                MINUTE,
+            );
             if level.targets.is_empty() {
-                e.push(format!("spec.levels[{i}].targets"), "at least one target is required");
+                e.push(
+                    format!("spec.levels[{i}].targets"),
+                    "at least one target is required",
+                );
             }
         }
         e.0
@@ -205,14 +293,23 @@ impl Validate for IncidentRecordSpec {
         e.known("spec.state", self.state, IncidentState::Unknown);
         e.known("spec.severity", self.severity, Severity::Unknown);
         if self.state != IncidentState::Open && self.acknowledged_by.is_none() {
-            e.push("spec.acknowledgedBy", "required once the incident is acknowledged, resolved or closed");
+            e.push(
+                "spec.acknowledgedBy",
+                "required once the incident is acknowledged, resolved or closed",
+            );
         }
         if self.state >= IncidentState::Resolved && self.resolution.is_none() {
-            e.push("spec.resolution", "a resolved or closed incident needs a resolution");
+            e.push(
+                "spec.resolution",
+                "a resolved or closed incident needs a resolution",
+            );
         }
         if self.state == IncidentState::Closed {
             for missing in self.postmortem_gaps() {
-                e.push(format!("spec.postmortem.{missing}"), "required to close the incident");
+                e.push(
+                    format!("spec.postmortem.{missing}"),
+                    "required to close the incident",
+                );
             }
         }
         e.0
@@ -244,11 +341,22 @@ impl IncidentRecordSpec {
 impl Validate for SupportChannelSpec {
     fn validate(&self) -> Vec<FieldError> {
         let mut e = Errors::default();
-        e.duration("spec.inquiryForm.firstResponseSla", &self.inquiry_form.first_response_sla, MINUTE);
+        e.duration(
+            "spec.inquiryForm.firstResponseSla",
+            &self.inquiry_form.first_response_sla,
+            MINUTE,
+        );
         e.duration("spec.nps.interval", &self.nps.interval, HOUR);
-        e.known("spec.helpButton.position", self.help_button.position, crate::support_channel::ButtonPosition::Unknown);
+        e.known(
+            "spec.helpButton.position",
+            self.help_button.position,
+            crate::support_channel::ButtonPosition::Unknown,
+        );
         if self.inquiry_form.categories.is_empty() {
-            e.push("spec.inquiryForm.categories", "at least one category is required");
+            e.push(
+                "spec.inquiryForm.categories",
+                "at least one category is required",
+            );
         }
         e.0
     }
@@ -260,19 +368,42 @@ impl Validate for LogPolicySpec {
         e.cron("spec.schedule", &self.schedule);
         e.time_zone("spec.timeZone", &self.time_zone);
         let c = &self.categories;
-        for (name, category) in [("access", &c.access), ("operation", &c.operation), ("error", &c.error), ("auth", &c.auth)] {
-            e.duration(&format!("spec.categories.{name}.retention"), &category.retention, HOUR);
+        for (name, category) in [
+            ("access", &c.access),
+            ("operation", &c.operation),
+            ("error", &c.error),
+            ("auth", &c.auth),
+        ] {
+            e.duration(
+                &format!("spec.categories.{name}.retention"),
+                &category.retention,
+                HOUR,
+            );
             if category.archive && self.archive.is_none() {
-                e.push("spec.archive", format!("required because categories.{name}.archive is true"));
+                e.push(
+                    "spec.archive",
+                    format!("required because categories.{name}.archive is true"),
+                );
             }
         }
         if let Some(audit) = &self.audit {
             e.cron("spec.audit.schedule", &audit.schedule);
             for (i, rule) in audit.rules.iter().enumerate() {
-                e.known(&format!("spec.audit.rules[{i}].type"), rule.type_, AuditRuleType::Unknown);
-                e.duration(&format!("spec.audit.rules[{i}].window"), &rule.window, MINUTE);
+                e.known(
+                    &format!("spec.audit.rules[{i}].type"),
+                    rule.type_,
+                    AuditRuleType::Unknown,
+                );
+                e.duration(
+                    &format!("spec.audit.rules[{i}].window"),
+                    &rule.window,
+                    MINUTE,
+                );
                 if rule.type_ == AuditRuleType::OffHoursAdminAccess && rule.office_hours.is_none() {
-                    e.push(format!("spec.audit.rules[{i}].officeHours"), "offHoursAdminAccess needs officeHours");
+                    e.push(
+                        format!("spec.audit.rules[{i}].officeHours"),
+                        "offHoursAdminAccess needs officeHours",
+                    );
                 }
             }
         }

@@ -22,7 +22,9 @@ fn not_implemented(what: &str) -> Verdict {
     Verdict {
         ready: false,
         reason: reasons::ENGINE_NOT_IMPLEMENTED,
-        message: format!("spec is valid and its references resolve, but {what} is not part of this build yet"),
+        message: format!(
+            "spec is valid and its references resolve, but {what} is not part of this build yet"
+        ),
         requeue_after: None,
     }
 }
@@ -49,7 +51,12 @@ macro_rules! status_access {
 }
 
 impl TendKind for BackupPolicy {
-    status_access!(BackupPolicy, BackupPolicySpec, BackupPolicyStatus, "BackupPolicy");
+    status_access!(
+        BackupPolicy,
+        BackupPolicySpec,
+        BackupPolicyStatus,
+        "BackupPolicy"
+    );
 
     fn operate(&self, status: &mut BackupPolicyStatus, now: Timestamp) -> Verdict {
         if self.spec.suspend {
@@ -69,7 +76,9 @@ impl TendKind for BackupPolicy {
         status.next_schedule_time = next.map(Time);
         let mut verdict = not_implemented("the backup engine");
         if next.is_none() {
-            verdict.message.push_str("; the schedule never fires in the next five years");
+            verdict
+                .message
+                .push_str("; the schedule never fires in the next five years");
         }
         verdict.requeue_after = next.and_then(|n| Duration::try_from(n.duration_since(now)).ok());
         verdict
@@ -77,15 +86,27 @@ impl TendKind for BackupPolicy {
 }
 
 impl TendKind for RestoreRequest {
-    status_access!(RestoreRequest, RestoreRequestSpec, RestoreRequestStatus, "RestoreRequest");
+    status_access!(
+        RestoreRequest,
+        RestoreRequestSpec,
+        RestoreRequestStatus,
+        "RestoreRequest"
+    );
 
     fn operate(&self, status: &mut RestoreRequestStatus, _now: Timestamp) -> Verdict {
         // A finished request never runs again; it stays as the record of what happened.
         if let Some(phase) = status.phase.filter(|p| p.is_finished()) {
             return Verdict {
                 ready: phase == RestorePhase::Succeeded,
-                reason: if phase == RestorePhase::Succeeded { "Succeeded" } else { "Failed" },
-                message: status.message.clone().unwrap_or_else(|| format!("restore {phase:?}")),
+                reason: if phase == RestorePhase::Succeeded {
+                    "Succeeded"
+                } else {
+                    "Failed"
+                },
+                message: status
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| format!("restore {phase:?}")),
                 requeue_after: None,
             };
         }
@@ -103,11 +124,21 @@ impl TendKind for AlertRule {
 }
 
 impl TendKind for EscalationPolicy {
-    status_access!(EscalationPolicy, EscalationPolicySpec, EscalationPolicyStatus, "EscalationPolicy");
+    status_access!(
+        EscalationPolicy,
+        EscalationPolicySpec,
+        EscalationPolicyStatus,
+        "EscalationPolicy"
+    );
 
     /// An escalation policy is configuration: valid and resolvable means ready to be used.
     fn operate(&self, status: &mut EscalationPolicyStatus, _now: Timestamp) -> Verdict {
-        let per_round: Duration = self.spec.levels.iter().filter_map(|l| l.ack_timeout.parse().ok()).sum();
+        let per_round: Duration = self
+            .spec
+            .levels
+            .iter()
+            .filter_map(|l| l.ack_timeout.parse().ok())
+            .sum();
         let total = per_round * (self.spec.repeat + 1);
         status.levels = Some(self.spec.levels.len() as u32);
         status.total_escalation_time = Some(format_duration(total));
@@ -125,13 +156,25 @@ impl TendKind for EscalationPolicy {
 }
 
 impl TendKind for IncidentRecord {
-    status_access!(IncidentRecord, IncidentRecordSpec, IncidentRecordStatus, "IncidentRecord");
+    status_access!(
+        IncidentRecord,
+        IncidentRecordSpec,
+        IncidentRecordStatus,
+        "IncidentRecord"
+    );
 
     fn operate(&self, status: &mut IncidentRecordStatus, now: Timestamp) -> Verdict {
         let gaps = self.spec.postmortem_gaps();
         let generation = self.metadata.generation;
         let postmortem = if gaps.is_empty() {
-            condition(types::POSTMORTEM_COMPLETE, true, "Complete", "the postmortem is complete", generation, now)
+            condition(
+                types::POSTMORTEM_COMPLETE,
+                true,
+                "Complete",
+                "the postmortem is complete",
+                generation,
+                now,
+            )
         } else {
             condition(
                 types::POSTMORTEM_COMPLETE,
@@ -148,7 +191,12 @@ impl TendKind for IncidentRecord {
 }
 
 impl TendKind for SupportChannel {
-    status_access!(SupportChannel, SupportChannelSpec, SupportChannelStatus, "SupportChannel");
+    status_access!(
+        SupportChannel,
+        SupportChannelSpec,
+        SupportChannelStatus,
+        "SupportChannel"
+    );
 
     fn operate(&self, _status: &mut SupportChannelStatus, _now: Timestamp) -> Verdict {
         not_implemented("publishing to the app's ops API")

@@ -19,7 +19,9 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tend_crds::conditions::{Condition, condition, reasons, remove_condition, set_condition, types};
+use tend_crds::conditions::{
+    Condition, condition, reasons, remove_condition, set_condition, types,
+};
 use tend_crds::references::References;
 use tend_crds::validation::{Validate, summarize};
 
@@ -87,7 +89,10 @@ pub async fn reconcile<K: TendKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Ac
 pub fn error_policy<K: TendKind>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics
         .reconcile_errors
-        .get_or_create(&ErrorLabels { kind: K::KIND, error: error.metric_label() })
+        .get_or_create(&ErrorLabels {
+            kind: K::KIND,
+            error: error.metric_label(),
+        })
         .inc();
     tracing::warn!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(10))
@@ -109,12 +114,26 @@ async fn reconcile_inner<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> 
     let previous_ready = condition_key(conditions, types::READY);
     set_condition(
         conditions,
-        condition(types::READY, verdict.ready, verdict.reason, verdict.message.clone(), generation, now),
+        condition(
+            types::READY,
+            verdict.ready,
+            verdict.reason,
+            verdict.message.clone(),
+            generation,
+            now,
+        ),
     );
     if stalled {
         set_condition(
             conditions,
-            condition(types::STALLED, true, verdict.reason, verdict.message.clone(), generation, now),
+            condition(
+                types::STALLED,
+                true,
+                verdict.reason,
+                verdict.message.clone(),
+                generation,
+                now,
+            ),
         );
     } else {
         remove_condition(conditions, types::STALLED);
@@ -146,7 +165,12 @@ enum Assessment {
     Stalled(Verdict),
 }
 
-async fn assess<K: TendKind>(obj: &K, ctx: &Context, status: &mut K::Status, now: Timestamp) -> Result<Assessment> {
+async fn assess<K: TendKind>(
+    obj: &K,
+    ctx: &Context,
+    status: &mut K::Status,
+    now: Timestamp,
+) -> Result<Assessment> {
     let errors = obj.spec().validate();
     if !errors.is_empty() {
         return Ok(Assessment::Stalled(Verdict {
@@ -172,12 +196,23 @@ async fn record_transition<K: TendKind>(obj: &K, ctx: &Context, verdict: &Verdic
     let (type_, action) = if stalled {
         ctx.metrics
             .stalled
-            .get_or_create(&ConditionLabels { kind: K::KIND, reason: verdict.reason.to_string() })
+            .get_or_create(&ConditionLabels {
+                kind: K::KIND,
+                reason: verdict.reason.to_string(),
+            })
             .inc();
         (EventType::Warning, "Validate")
     } else {
         (EventType::Normal, "Reconcile")
     };
     tracing::info!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), reason = verdict.reason, ready = verdict.ready, "condition changed");
-    publish_event(ctx, obj, type_, verdict.reason, action, verdict.message.clone()).await;
+    publish_event(
+        ctx,
+        obj,
+        type_,
+        verdict.reason,
+        action,
+        verdict.message.clone(),
+    )
+    .await;
 }

@@ -14,9 +14,20 @@ use crate::error::Result;
 /// The first reference that does not resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReferenceProblem {
-    SecretNotFound { field: String, name: String },
-    SecretKeyMissing { field: String, name: String, key: String },
-    ObjectNotFound { field: String, kind: &'static str, name: String },
+    SecretNotFound {
+        field: String,
+        name: String,
+    },
+    SecretKeyMissing {
+        field: String,
+        name: String,
+        key: String,
+    },
+    ObjectNotFound {
+        field: String,
+        kind: &'static str,
+        name: String,
+    },
 }
 
 impl ReferenceProblem {
@@ -37,24 +48,36 @@ impl fmt::Display for ReferenceProblem {
             Self::SecretKeyMissing { field, name, key } => {
                 write!(f, "{field}: Secret {name:?} has no key {key:?}")
             }
-            Self::ObjectNotFound { field, kind, name } => write!(f, "{field}: {kind} {name:?} not found"),
+            Self::ObjectNotFound { field, kind, name } => {
+                write!(f, "{field}: {kind} {name:?} not found")
+            }
         }
     }
 }
 
 /// Checks every reference in order and returns the first problem.
-pub async fn resolve(client: &Client, namespace: &str, references: &[Reference]) -> Result<Option<ReferenceProblem>> {
+pub async fn resolve(
+    client: &Client,
+    namespace: &str,
+    references: &[Reference],
+) -> Result<Option<ReferenceProblem>> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     for reference in references {
         let field = reference.field.clone();
         match &reference.target {
             Target::Secret { name, keys } => {
                 let Some(secret) = secrets.get_opt(name).await? else {
-                    return Ok(Some(ReferenceProblem::SecretNotFound { field, name: name.clone() }));
+                    return Ok(Some(ReferenceProblem::SecretNotFound {
+                        field,
+                        name: name.clone(),
+                    }));
                 };
                 for key in keys {
                     let in_data = secret.data.as_ref().is_some_and(|d| d.contains_key(key));
-                    let in_string_data = secret.string_data.as_ref().is_some_and(|d| d.contains_key(key));
+                    let in_string_data = secret
+                        .string_data
+                        .as_ref()
+                        .is_some_and(|d| d.contains_key(key));
                     if !in_data && !in_string_data {
                         return Ok(Some(ReferenceProblem::SecretKeyMissing {
                             field,
@@ -66,7 +89,11 @@ pub async fn resolve(client: &Client, namespace: &str, references: &[Reference])
             }
             Target::Object { kind, name } => {
                 if !object_exists(client, namespace, kind, name).await? {
-                    return Ok(Some(ReferenceProblem::ObjectNotFound { field, kind, name: name.clone() }));
+                    return Ok(Some(ReferenceProblem::ObjectNotFound {
+                        field,
+                        kind,
+                        name: name.clone(),
+                    }));
                 }
             }
         }
@@ -78,7 +105,10 @@ async fn object_exists(client: &Client, namespace: &str, kind: &str, name: &str)
     use tend_crds::*;
     macro_rules! exists {
         ($t:ty) => {
-            Api::<$t>::namespaced(client.clone(), namespace).get_opt(name).await?.is_some()
+            Api::<$t>::namespaced(client.clone(), namespace)
+                .get_opt(name)
+                .await?
+                .is_some()
         };
     }
     Ok(match kind {
