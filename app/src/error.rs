@@ -3,6 +3,8 @@
 //! [`ErrorInfo`], and internal errors are written to the error log once, by
 //! the access-log middleware, never by the handler.
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +14,7 @@ use serde::Serialize;
 pub enum AppError {
     #[error("{field}: {message}")]
     BadInput {
-        field: &'static str,
+        field: Cow<'static, str>,
         message: String,
     },
     #[error("sign in required")]
@@ -42,16 +44,16 @@ pub enum AppError {
 pub struct ErrorInfo {
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'static str>,
+    pub field: Option<Cow<'static, str>>,
     pub message: String,
     #[serde(skip)]
     pub internal_detail: Option<String>,
 }
 
 impl AppError {
-    pub fn field(field: &'static str, message: impl Into<String>) -> AppError {
+    pub fn field(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> AppError {
         AppError::BadInput {
-            field,
+            field: field.into(),
             message: message.into(),
         }
     }
@@ -90,7 +92,7 @@ impl IntoResponse for AppError {
         let info = ErrorInfo {
             code: self.code(),
             field: match &self {
-                AppError::BadInput { field, .. } => Some(field),
+                AppError::BadInput { field, .. } => Some(field.clone()),
                 _ => None,
             },
             message: self.to_string(),

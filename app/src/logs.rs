@@ -174,6 +174,11 @@ impl LogStore {
         }
     }
 
+    /// The cached chain heads; tests that rewrite rows reset them.
+    pub fn heads_for_tests(&self) -> tokio::sync::MutexGuard<'_, HashMap<Category, String>> {
+        self.heads.try_lock().expect("no append in progress")
+    }
+
     /// Page of entries, newest first, for the admin viewer.
     pub async fn recent(
         &self,

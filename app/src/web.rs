@@ -198,13 +198,8 @@ async fn html_error(
         StatusCode::UNPROCESSABLE_ENTITY => "Please check the form",
         _ => "Something went wrong",
     };
-    let message = match &info.field {
-        Some(field) => format!(
-            "{field}: {}",
-            info.message.trim_start_matches(&format!("{field}: "))
-        ),
-        None => info.message.clone(),
-    };
+    // BadInput messages already start with the field name.
+    let message = info.message.clone();
     let mut resp = (
         status,
         render(state, ctx, title, views::error_body(&message)).await,

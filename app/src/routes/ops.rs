@@ -55,9 +55,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OpsJson<T> {
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|_| AppError::field("body", "could not be read"))?;
-        serde_json::from_slice(&body)
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(&mut de)
             .map(OpsJson)
-            .map_err(|e| AppError::field("body", format!("invalid JSON: {e}")))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                // A missing or unknown field is reported by serde at the
+                // enclosing level; its message names it.
+                if path == "." || path.is_empty() {
+                    AppError::field("body", format!("invalid JSON: {inner}"))
+                } else {
+                    AppError::field(path, format!("invalid value: {inner}"))
+                }
+            })
     }
 }
 

@@ -1,0 +1,626 @@
+//! The ops API (`/ops/v1`): every endpoint with a good token, a bad token,
+//! and bad input; plus the log hash chain across tampering and pruning.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{Backend, TestApp, png};
+use fieldbook::auth::Role;
+use serde_json::json;
+
+on_both_backends!(
+    every_ops_endpoint_rejects_missing_and_wrong_tokens,
+    support_content_is_published_by_revision_and_shown_in_help,
+    incidents_reject_bad_input,
+    inquiry_stats_require_a_valid_sla,
+    log_export_streams_one_category_older_than_a_time,
+    prune_deletes_old_entries_and_the_chain_stays_verifiable,
+    verify_logs_detects_an_edited_or_removed_entry,
+    maintenance_mode_blocks_pages_but_not_ops_or_status,
+    verify_reports_row_counts_and_missing_photo_objects,
+    snapshot_is_a_consistent_sqlite_database_or_refused_on_postgres,
+);
+
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/ops/v1/support-content"),
+    ("PUT", "/ops/v1/support-content"),
+    ("GET", "/ops/v1/incidents"),
+    ("POST", "/ops/v1/incidents"),
+    ("POST", "/ops/v1/incidents/1/updates"),
+    ("GET", "/ops/v1/inquiries/stats?sla_hours=24"),
+    (
+        "GET",
+        "/ops/v1/logs/export?category=access&before=2030-01-01T00:00:00Z",
+    ),
+    ("POST", "/ops/v1/logs/prune"),
+    ("GET", "/ops/v1/snapshot"),
+    ("GET", "/ops/v1/maintenance"),
+    ("PUT", "/ops/v1/maintenance"),
+    ("GET", "/ops/v1/verify"),
+];
+
+async fn every_ops_endpoint_rejects_missing_and_wrong_tokens(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    for (method, path) in ENDPOINTS {
+        for token in [None, Some("wrong-token-0123456789"), Some("")] {
+            let r = app
+                .ops_with_token(method, path, Some(json!({})), token)
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {token:?}"
+            );
+            assert_eq!(r.json()["code"], "bad_token");
+            assert!(r.headers.contains_key("www-authenticate"));
+        }
+    }
+    assert_eq!(
+        app.log_count("auth", "ops_token_rejected").await,
+        ENDPOINTS.len() * 3
+    );
+    // The token never lands in a log.
+    assert_eq!(app.log_count("auth", "wrong-token").await, 0);
+    assert_eq!(app.log_count("access", "wrong-token").await, 0);
+    // An app with no token configured refuses everything.
+    let no_token = TestApp::with_config(backend, |c| c.ops_token_sha256 = None).await;
+    let r = no_token.ops("GET", "/ops/v1/verify", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+fn content(revision: i64, answer: &str) -> serde_json::Value {
+    json!({
+        "revision": revision,
+        "faq": [{"question": "When is the best time to water?", "answer": answer, "tags": ["water"]}],
+        "guides": [{"title": "Planting rice", "body": "Flood the paddy first."}],
+        "troubleshooting": [{"title": "Cannot sign in", "body": "Check caps lock."}],
+        "forms": {"inquiryCategories": ["Account", "Harvest"]},
+        "autoReply": {"subject": "Thanks for writing", "body": "We answer within a day."},
+        "nps": {"enabled": false, "intervalDays": 30, "question": "Would you recommend us?"}
+    })
+}
+
+async fn support_content_is_published_by_revision_and_shown_in_help(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let default = app.ops("GET", "/ops/v1/support-content", None).await;
+    assert_eq!(default.status, StatusCode::OK);
+    assert_eq!(default.json()["revision"], 0);
+    let r = app
+        .ops(
+            "PUT",
+            "/ops/v1/support-content",
+            Some(content(1, "Early morning.")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["changed"], true);
+    let again = app
+        .ops(
+            "PUT",
+            "/ops/v1/support-content",
+            Some(content(1, "Early morning.")),
+        )
+        .await;
+    assert_eq!(again.json()["changed"], false);
+    let conflict = app
+        .ops(
+            "PUT",
+            "/ops/v1/support-content",
+            Some(content(1, "Evening.")),
+        )
+        .await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT);
+    let r = app
+        .ops(
+            "PUT",
+            "/ops/v1/support-content",
+            Some(content(2, "Evening.")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let older = app
+        .ops(
+            "PUT",
+            "/ops/v1/support-content",
+            Some(content(1, "Early morning.")),
+        )
+        .await;
+    assert_eq!(older.status, StatusCode::CONFLICT);
+    for (body, field) in [
+        (content(0, "x"), "revision"),
+        (content(3, " "), "faq.answer"),
+        (
+            {
+                let mut c = content(3, "x");
+                c["nps"]["intervalDays"] = json!(0);
+                c
+            },
+            "nps.intervalDays",
+        ),
+        (
+            {
+                let mut c = content(3, "x");
+                c["forms"]["inquiryCategories"] = json!([]);
+                c
+            },
+            "forms.inquiryCategories",
+        ),
+        (
+            {
+                let mut c = content(3, "x");
+                c["colour"] = json!("red");
+                c
+            },
+            "colour",
+        ),
+        (json!({"faq": []}), "revision"),
+    ] {
+        let r = app.ops("PUT", "/ops/v1/support-content", Some(body)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {}",
+            r.text
+        );
+        assert!(r.text.contains(field), "{field}: {}", r.text);
+    }
+    let r = app
+        .ops_with_token(
+            "PUT",
+            "/ops/v1/support-content",
+            None,
+            Some(common::OPS_TOKEN),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let current = app.ops("GET", "/ops/v1/support-content", None).await.json();
+    assert_eq!(current["revision"], 2);
+    let mut user = app.user("farmer@example.com", Role::User).await;
+    let help = user.get("/help?q=water").await;
+    assert!(
+        help.text.contains("Evening.") && help.text.contains("Planting rice"),
+        "{}",
+        help.text
+    );
+    let support = user.get("/support").await;
+    assert!(support.text.contains("Harvest"));
+    // NPS disabled by the published settings.
+    assert!(!user.get("/records").await.text.contains("id=\"nps\""));
+    let r = user
+        .post_multipart(
+            "/support/inquiries",
+            &[("category", "Harvest"), ("subject", "s"), ("message", "m")],
+            None,
+            true,
+        )
+        .await;
+    assert!(r.text.contains("Thanks for writing") && r.text.contains("We answer within a day."));
+}
+
+async fn incidents_reject_bad_input(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    for (body, field) in [
+        (
+            json!({"name": "x", "status": "panicking", "impact": "minor", "body": "b"}),
+            "status",
+        ),
+        (
+            json!({"name": "x", "status": "investigating", "impact": "huge", "body": "b"}),
+            "impact",
+        ),
+        (
+            json!({"name": "", "status": "investigating", "impact": "minor", "body": "b"}),
+            "name",
+        ),
+        (
+            json!({"status": "investigating", "impact": "minor", "body": "b"}),
+            "name",
+        ),
+    ] {
+        let r = app.ops("POST", "/ops/v1/incidents", Some(body)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {}",
+            r.text
+        );
+        assert!(r.text.contains(field), "{field}: {}", r.text);
+    }
+    let missing = app
+        .ops(
+            "POST",
+            "/ops/v1/incidents/999/updates",
+            Some(json!({"status": "resolved", "body": "b"})),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let created = app
+        .ops(
+            "POST",
+            "/ops/v1/incidents",
+            Some(
+                json!({"name": "DB slow", "status": "identified", "impact": "minor", "body": "b"}),
+            ),
+        )
+        .await;
+    let id = created.json()["id"].as_i64().unwrap();
+    let bad = app
+        .ops(
+            "POST",
+            &format!("/ops/v1/incidents/{id}/updates"),
+            Some(json!({"status": "done", "body": "b"})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let list = app.ops("GET", "/ops/v1/incidents", None).await.json();
+    assert_eq!(list["incidents"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        list["incidents"][0]["updates"].as_array().unwrap().len(),
+        1,
+        "bad update stored nothing"
+    );
+}
+
+async fn inquiry_stats_require_a_valid_sla(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    for path in [
+        "/ops/v1/inquiries/stats",
+        "/ops/v1/inquiries/stats?sla_hours=soon",
+        "/ops/v1/inquiries/stats?sla_hours=-1",
+    ] {
+        let r = app.ops("GET", path, None).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert_eq!(r.json()["field"], "sla_hours");
+    }
+    // An unanswered inquiry older than the SLA is overdue.
+    let mut user = app.user("farmer@example.com", Role::User).await;
+    user.post_multipart(
+        "/support/inquiries",
+        &[("category", "Account"), ("subject", "s"), ("message", "m")],
+        None,
+        true,
+    )
+    .await;
+    sqlx::query("UPDATE inquiries SET created_at = created_at - 7200000")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let stats = app
+        .ops("GET", "/ops/v1/inquiries/stats?sla_hours=1", None)
+        .await
+        .json();
+    assert_eq!(stats["overdue"], 1);
+    assert!(stats["oldestUnansweredSeconds"].as_i64().unwrap() >= 7200);
+    let stats = app
+        .ops("GET", "/ops/v1/inquiries/stats?sla_hours=3", None)
+        .await
+        .json();
+    assert_eq!(stats["overdue"], 0);
+}
+
+async fn log_export_streams_one_category_older_than_a_time(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let mut c = app.client();
+    for _ in 0..5 {
+        c.get("/status").await;
+    }
+    for (path, field) in [
+        (
+            "/ops/v1/logs/export?category=debug&before=2030-01-01T00:00:00Z",
+            "category",
+        ),
+        (
+            "/ops/v1/logs/export?category=access&before=tomorrow",
+            "before",
+        ),
+        ("/ops/v1/logs/export?category=access", "before"),
+    ] {
+        let r = app.ops("GET", path, None).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert_eq!(r.json()["field"], field);
+    }
+    let r = app
+        .ops(
+            "GET",
+            "/ops/v1/logs/export?category=access&before=2100-01-01T00:00:00Z",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["content-type"], "application/x-ndjson");
+    let lines: Vec<serde_json::Value> = r
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 5, "{}", r.text);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["category"] == "access" && l["hash"].as_str().unwrap().len() == 64)
+    );
+    let none = app
+        .ops(
+            "GET",
+            "/ops/v1/logs/export?category=access&before=2000-01-01T00:00:00Z",
+            None,
+        )
+        .await;
+    assert_eq!(none.text, "");
+}
+
+async fn prune_deletes_old_entries_and_the_chain_stays_verifiable(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let mut c = app.client();
+    for _ in 0..4 {
+        c.get("/status").await;
+    }
+    // Make the first entries old.
+    sqlx::query("UPDATE logs SET ts = 1000 WHERE category = 'access'")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    // Rewriting ts breaks the hashes, so rebuild the chain as if written then.
+    rehash(&app).await;
+    for _ in 0..2 {
+        c.get("/status").await;
+    }
+    for (body, field) in [
+        (
+            json!({"category": "nope", "before": "2020-01-01T00:00:00Z"}),
+            "category",
+        ),
+        (json!({"category": "access", "before": "later"}), "before"),
+        (json!({"category": "access"}), "before"),
+    ] {
+        let r = app.ops("POST", "/ops/v1/logs/prune", Some(body)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {}",
+            r.text
+        );
+        assert!(r.text.contains(field), "{field}: {}", r.text);
+    }
+    let r = app
+        .ops(
+            "POST",
+            "/ops/v1/logs/prune",
+            Some(json!({"category": "access", "before": "2000-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.json()["deleted"].as_u64().unwrap() >= 4, "{}", r.text);
+    let report = fieldbook::logs::verify_chains(&app.state.db).await.unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    // New entries keep chaining after the cut.
+    c.get("/status").await;
+    let report = fieldbook::logs::verify_chains(&app.state.db).await.unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    let again = app
+        .ops(
+            "POST",
+            "/ops/v1/logs/prune",
+            Some(json!({"category": "access", "before": "2000-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(again.json()["deleted"], 0);
+    let verify = app.ops("GET", "/ops/v1/verify", None).await.json();
+    assert_eq!(verify["logChains"]["ok"], true, "{verify}");
+    assert_eq!(verify["tables"]["log_checkpoints"], 1);
+}
+
+/// Recomputes every hash in id order (test helper for back-dating entries).
+async fn rehash(app: &TestApp) {
+    use sqlx::Row;
+    for category in fieldbook::logs::CATEGORIES {
+        let rows = sqlx::query("SELECT id, ts, data FROM logs WHERE category = $1 ORDER BY id")
+            .bind(*category)
+            .fetch_all(&app.state.db.pool)
+            .await
+            .unwrap();
+        let mut prev = "0".repeat(64);
+        for r in rows {
+            let hash = fieldbook::logs::entry_hash(
+                &prev,
+                category,
+                r.get("ts"),
+                &r.get::<String, _>("data"),
+            );
+            sqlx::query("UPDATE logs SET prev_hash = $1, hash = $2 WHERE id = $3")
+                .bind(prev.clone())
+                .bind(hash.clone())
+                .bind(r.get::<i64, _>("id"))
+                .execute(&app.state.db.pool)
+                .await
+                .unwrap();
+            prev = hash;
+        }
+    }
+    // The in-memory chain heads are stale after the rewrite.
+    let fresh = fieldbook::AppState::new(app.state.db.clone(), (*app.state.config).clone())
+        .await
+        .unwrap();
+    *app.state.logs.heads_for_tests() = fresh.logs.heads_for_tests().clone();
+}
+
+async fn verify_logs_detects_an_edited_or_removed_entry(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let mut c = app.client();
+    for _ in 0..5 {
+        c.get("/status").await;
+    }
+    let cli = env!("CARGO_BIN_EXE_fieldbook");
+    let ok = std::process::Command::new(cli)
+        .args(["verify-logs", "--database-url", &app.database_url])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    sqlx::query("UPDATE logs SET data = REPLACE(data, '/status', '/elsewhere') WHERE id = (SELECT MIN(id) FROM logs WHERE category = 'access')")
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let report = fieldbook::logs::verify_chains(&app.state.db).await.unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].contains("edited"));
+    let broken = std::process::Command::new(cli)
+        .args(["verify-logs", "--database-url", &app.database_url])
+        .output()
+        .unwrap();
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&broken.stdout).contains("BROKEN"));
+    // Removing an entry from the middle breaks the next link.
+    let fresh = TestApp::new(backend).await;
+    let mut c = fresh.client();
+    for _ in 0..5 {
+        c.get("/status").await;
+    }
+    sqlx::query(
+        "DELETE FROM logs WHERE id = (SELECT MIN(id) + 2 FROM logs WHERE category = 'access')",
+    )
+    .execute(&fresh.state.db.pool)
+    .await
+    .unwrap();
+    let report = fieldbook::logs::verify_chains(&fresh.state.db)
+        .await
+        .unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.contains("link")),
+        "{:?}",
+        report.problems
+    );
+}
+
+async fn maintenance_mode_blocks_pages_but_not_ops_or_status(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let mut user = app.user("farmer@example.com", Role::User).await;
+    for (body, field) in [
+        (json!({}), "enabled"),
+        (json!({"enabled": "yes"}), "enabled"),
+        (json!({"enabled": true, "message": ""}), "message"),
+    ] {
+        let r = app.ops("PUT", "/ops/v1/maintenance", Some(body)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        assert!(r.text.contains(field), "{field}: {}", r.text);
+    }
+    let on = app
+        .ops(
+            "PUT",
+            "/ops/v1/maintenance",
+            Some(json!({"enabled": true, "message": "Upgrading the database until 10:00."})),
+        )
+        .await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.text);
+    let page = user.get("/records").await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.text.contains("Upgrading the database until 10:00."));
+    assert_eq!(user.get("/status").await.status, StatusCode::OK);
+    assert_eq!(user.get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(
+        app.ops("GET", "/ops/v1/maintenance", None).await.json()["enabled"],
+        true
+    );
+    // Survives a restart: a new state reads it from the database.
+    let restarted = fieldbook::AppState::new(app.state.db.clone(), (*app.state.config).clone())
+        .await
+        .unwrap();
+    assert!(restarted.maintenance_message().is_some());
+    let off = app
+        .ops(
+            "PUT",
+            "/ops/v1/maintenance",
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(off.json()["enabled"], false);
+    assert_eq!(user.get("/records").await.status, StatusCode::OK);
+}
+
+async fn verify_reports_row_counts_and_missing_photo_objects(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let mut user = app.user("farmer@example.com", Role::User).await;
+    user.post_form("/fields", &[("name", "North")]).await;
+    let fid: i64 = sqlx::Row::get(
+        &sqlx::query("SELECT id FROM fields")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap(),
+        "id",
+    );
+    user.post_form(
+        "/crops",
+        &[("field_id", &fid.to_string()), ("name", "Tomato")],
+    )
+    .await;
+    let cid: i64 = sqlx::Row::get(
+        &sqlx::query("SELECT id FROM crops")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap(),
+        "id",
+    );
+    let r = user
+        .post_multipart(
+            "/records",
+            &[
+                ("crop_id", &cid.to_string()),
+                ("day", "2024-05-01"),
+                ("kind", "sowing"),
+            ],
+            Some(("photo", "p.png", &png(4))),
+            true,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let v = app.ops("GET", "/ops/v1/verify", None).await.json();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["tables"]["records"], 1);
+    assert_eq!(v["tables"]["users"], 1);
+    assert_eq!(v["photos"]["referenced"], 1);
+    let key: String = sqlx::Row::get(
+        &sqlx::query("SELECT object_key FROM photos")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap(),
+        "object_key",
+    );
+    std::fs::remove_file(app.dir.path().join("photos").join(&key)).unwrap();
+    let v = app.ops("GET", "/ops/v1/verify", None).await.json();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["photos"]["missing"][0], key.as_str());
+}
+
+async fn snapshot_is_a_consistent_sqlite_database_or_refused_on_postgres(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    drop(app.user("farmer@example.com", Role::User).await);
+    let r = app.ops("GET", "/ops/v1/snapshot", None).await;
+    match backend {
+        Backend::Postgres => {
+            assert_eq!(r.status, StatusCode::CONFLICT);
+            assert!(r.text.contains("pg_dump"));
+        }
+        Backend::Sqlite => {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            assert!(r.bytes.starts_with(b"SQLite format 3\0"));
+            let copy = app.dir.path().join("copy.db");
+            std::fs::write(&copy, &r.bytes).unwrap();
+            let db = fieldbook::Db::connect(&copy.to_string_lossy())
+                .await
+                .unwrap();
+            let n: i64 = sqlx::Row::get(
+                &sqlx::query("SELECT COUNT(*) AS n FROM users")
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap(),
+                "n",
+            );
+            assert_eq!(n, 1);
+            let report = fieldbook::logs::verify_chains(&db).await.unwrap();
+            assert!(report.ok(), "{:?}", report.problems);
+        }
+    }
+}
