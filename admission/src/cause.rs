@@ -261,6 +261,14 @@ pub fn strict_decoding_status(kind: &str, version: &str, unknown_fields: &[Strin
     })
 }
 
+/// An object's entries in key order, so that errors come out in the same order whatever map
+/// type `serde_json` was built with.
+pub(crate) fn sorted(obj: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<(&String, &Value)> = obj.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries
+}
+
 /// Field-path building, kube style: `spec.levels[1].timeout`, `spec.labels[app]`.
 pub(crate) mod path {
     pub(crate) fn child(base: &str, name: &str) -> String {

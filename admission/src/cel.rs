@@ -6,7 +6,7 @@
 //! entries of sets and atomic lists have no old value at all (so transition rules under them do
 //! not run). How values are typed for CEL is in `cel_value`.
 
-use crate::cause::{Cause, CauseReason, path};
+use crate::cause::{Cause, CauseReason, path, sorted};
 use crate::cel_value::to_cel;
 use crate::lists;
 use crate::node::{Additional, Node, Rule};
@@ -49,7 +49,7 @@ fn walk(
     match value {
         Value::Object(obj) => {
             let old_obj = old.and_then(Value::as_object);
-            for (key, child) in obj {
+            for (key, child) in sorted(obj) {
                 let (schema, child_at) = if let Some(schema) = node.properties.get(key) {
                     (schema, path::child(at, key))
                 } else if let Additional::Schema(schema) = &node.additional {

@@ -341,7 +341,7 @@ fn validate_object(
             ));
         }
     }
-    for (key, child) in obj {
+    for (key, child) in crate::cause::sorted(obj) {
         if is_root && key == "metadata" {
             continue;
         }
