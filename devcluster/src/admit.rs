@@ -1,23 +1,21 @@
 //! Admission of custom resources: the CRD's openAPIV3Schema and CEL rules, evaluated by
-//! `tend-admission`. This module only adapts its results to API errors.
+//! `tend-admission`. This module only adapts its outcome to API errors.
 
 use crate::status::ApiError;
 use serde_json::Value;
 
 /// A compiled version schema of a CRD.
 pub struct Compiled {
-    inner: Schema,
+    inner: tend_admission::Schema,
 }
-
-type Schema = ();
 
 impl Compiled {
     pub fn compile(schema: &Value) -> Result<Compiled, Vec<String>> {
-        let _ = schema;
-        Ok(Compiled { inner: () })
+        tend_admission::Schema::compile(schema).map(|inner| Compiled { inner })
     }
 
-    /// Defaults, prunes and validates `obj`; returns the unknown fields that were pruned.
+    /// Defaults, prunes and validates `obj`; returns the unknown fields that were pruned, or the
+    /// 422 the API server would answer.
     pub fn admit(
         &self,
         kind: &str,
@@ -25,7 +23,12 @@ impl Compiled {
         obj: &mut Value,
         old: Option<&Value>,
     ) -> Result<Vec<String>, ApiError> {
-        let _ = (&self.inner, kind, group, obj, old);
-        Ok(vec![])
+        let outcome = self.inner.admit(obj, old);
+        if !outcome.is_valid() {
+            let name = crate::meta::name(obj).to_string();
+            let body = tend_admission::invalid_status(kind, group, &name, &outcome.causes);
+            return Err(ApiError::from_status(body));
+        }
+        Ok(outcome.unknown_fields)
     }
 }

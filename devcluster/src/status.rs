@@ -10,6 +10,8 @@ pub struct ApiError {
     pub reason: &'static str,
     pub message: String,
     pub details: Option<Value>,
+    /// A complete Status body made elsewhere (admission's 422), sent as is.
+    pub body: Option<Value>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -21,6 +23,23 @@ impl ApiError {
             reason,
             message: message.into(),
             details: None,
+            body: None,
+        }
+    }
+
+    pub fn from_status(body: Value) -> Self {
+        let code = body.get("code").and_then(Value::as_u64).unwrap_or(422) as u16;
+        let message = body
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        ApiError {
+            code,
+            reason: "Invalid",
+            message,
+            details: None,
+            body: Some(body),
         }
     }
 
@@ -89,6 +108,9 @@ impl ApiError {
     }
 
     pub fn to_status(&self) -> Value {
+        if let Some(b) = &self.body {
+            return b.clone();
+        }
         let mut status = json!({
             "kind": "Status",
             "apiVersion": "v1",

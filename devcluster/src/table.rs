@@ -137,8 +137,14 @@ fn cell(obj: &Value, c: &PrinterColumn) -> Value {
 /// A Table of `objects`. `include` is `includeObject`: "None", "Metadata" or "Object".
 pub fn table(rt: &ResourceType, objects: &[Value], include: &str, list_meta: Value) -> Value {
     let cols = columns(rt);
+    // Events list by time and object; their name is an internal detail (`-o wide` shows it).
+    let name_priority = if matches!(rt.flavor, Flavor::CoreEvent | Flavor::EventsV1) {
+        1
+    } else {
+        0
+    };
     let mut defs = vec![json!({
-        "name": "Name", "type": "string", "format": "name", "priority": 0,
+        "name": "Name", "type": "string", "format": "name", "priority": name_priority,
         "description": "Name must be unique within a namespace."
     })];
     for c in &cols {
