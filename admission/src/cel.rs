@@ -16,6 +16,9 @@ use kube_cel::cel::{Context, ExecutionError, Value as CelValue};
 use serde_json::Value;
 use std::sync::Arc;
 
+/// How a rule this build cannot evaluate is reported; such a failure is never ratcheted away.
+const UNSUPPORTED: &str = "rule cannot be evaluated by this validator";
+
 thread_local! {
     /// Registering every Kubernetes CEL library takes a while; do it once per thread.
     static BASE_CONTEXT: Context<'static> = Context::default().with_all();
@@ -42,8 +45,19 @@ fn walk(
     if !node.rules.is_empty() {
         let this = to_cel(value, node, is_root);
         let that = old.map(|o| to_cel(o, node, is_root));
+        // Ratcheting: a rule that does not look at `oldSelf` and fails on a value the update did
+        // not change failed before too, so the apiserver lets it pass. A rule this build cannot
+        // evaluate still fails closed.
+        let unchanged = old == Some(value);
         for rule in &node.rules {
-            run_rule(rule, &this, that.as_ref(), node, at, base, out);
+            let mut failures = Vec::new();
+            run_rule(rule, &this, that.as_ref(), node, at, base, &mut failures);
+            let ratcheted = unchanged && !rule.compiled.is_transition_rule;
+            out.extend(
+                failures
+                    .into_iter()
+                    .filter(|f| !ratcheted || f.message.contains(UNSUPPORTED)),
+            );
         }
     }
     match value {
@@ -126,7 +140,12 @@ fn run_rule(
                 Some(relative) if !relative.is_empty() => join_field_path(at, relative),
                 _ => at.to_string(),
             };
-            out.push(cause_for_reason(compiled.rule.reason.as_deref(), &field, &type_label, &message));
+            out.push(cause_for_reason(
+                compiled.rule.reason.as_deref(),
+                &field,
+                &type_label,
+                &message,
+            ));
         }
         Ok(other) => out.push(invalid_here(format!(
             "rule evaluated to {:?} instead of a boolean: {rule_name}",
@@ -135,10 +154,13 @@ fn run_rule(
         // Fail closed: a rule this build cannot evaluate rejects the object rather than
         // letting it through unchecked.
         Err(ExecutionError::UndeclaredReference(name)) => out.push(invalid_here(format!(
-            "rule cannot be evaluated by this validator (it references '{name}', an unsupported CEL \
+            "{UNSUPPORTED} (it references '{name}', an unsupported CEL \
              function, macro or variable), so the object is refused: {rule_name}"
         ))),
-        Err(e) => out.push(invalid_here(format!("{} evaluating rule: {rule_name}", lower_first(&e.to_string())))),
+        Err(e) => out.push(invalid_here(format!(
+            "{} evaluating rule: {rule_name}",
+            lower_first(&e.to_string())
+        ))),
     }
 }
 

@@ -84,7 +84,8 @@ pub(crate) fn validate(value: &Value, node: &Node, at: &str, found: &mut Finding
 
 fn branch_errors(value: &Value, branch: &Node, at: &str) -> Vec<Cause> {
     let mut found = Findings::default();
-    structural::validate(value, branch, at, false, &mut found);
+    // Values under allOf/anyOf/oneOf/not are not ratcheted: no old value is passed.
+    structural::validate(value, None, branch, at, false, &mut found);
     found.into_causes()
 }
 

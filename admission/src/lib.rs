@@ -18,6 +18,11 @@
 //!    required field, unsupported enum value, too long, too many); otherwise one extra cause says
 //!    the rules were not checked.
 //!
+//! On update (`old` given), errors are ratcheted as the apiserver ratchets them: schema errors
+//! inside a value equal to its old value (correlated by field name, map key or list-map key), and
+//! failures of CEL rules that do not use `oldSelf` on such a value, are dropped; list-type,
+//! embedded-resource and transition-rule errors always count.
+//!
 //! What this crate deliberately does not do:
 //! - validate `metadata` (names, labels, annotations, ...): the apiserver validates object
 //!   metadata itself, and so must whoever calls this; here it only has to be an object, and CEL
@@ -25,8 +30,9 @@
 //! - enforce CEL cost limits (per-rule and per-request budgets) or type-check rules against the
 //!   schema at compile time: rules only have to parse, and run to completion; a rule that fails
 //!   at runtime refuses the object with the CEL error, as the apiserver does;
-//! - validation ratcheting on update (invalid fields that the update leaves unchanged are
-//!   reported, where a recent apiserver would tolerate them);
+//! - report ratcheted errors as warnings: on update, errors in values the update left unchanged
+//!   are dropped (validation ratcheting, on by default since Kubernetes 1.30), where the
+//!   apiserver would turn some of them into response warnings;
 //! - check the CRD itself against every structural-schema rule: a schema is compiled as given;
 //!   only problems that would make validation wrong (bad CEL, bad regex, malformed keywords,
 //!   rules inside `allOf`/`anyOf`/`oneOf`/`not`) and `default`s their own schema refuses are
@@ -118,8 +124,9 @@ impl Schema {
     }
 
     /// Applies `default`s in place, prunes unknown fields in place (except under
-    /// `x-kubernetes-preserve-unknown-fields`), then validates structure and CEL (with `oldSelf`
-    /// transition rules when `old` is `Some`, i.e. on update).
+    /// `x-kubernetes-preserve-unknown-fields`), then validates structure and CEL. `old` is the
+    /// stored object on update (`None` on create): it feeds `oldSelf` transition rules and
+    /// validation ratcheting.
     pub fn admit(&self, object: &mut Value, old: Option<&Value>) -> Outcome {
         self.admit_after_metadata(object, old, Vec::new())
     }
@@ -140,8 +147,15 @@ impl Schema {
         };
         self.mutate(object, &mut outcome.unknown_fields);
         outcome.unknown_fields.sort();
+        // The stored object went through the same decoding when it was written; normalise it
+        // again so that defaults added to the schema since then are part of the comparison.
+        let old = old.map(|o| {
+            let mut o = o.clone();
+            self.mutate(&mut o, &mut Vec::new());
+            o
+        });
         let mut found = structural::Findings::default();
-        structural::validate_root(object, &self.root, &mut found);
+        structural::validate_root(object, old.as_ref(), &self.root, &mut found);
         outcome.causes.extend(found.into_causes());
 
         if self.has_rules {
@@ -155,13 +169,6 @@ impl Schema {
                     RULES_NOT_CHECKED,
                 ));
             } else {
-                // The stored object went through the same decoding when it was written; normalise
-                // it again so that defaults added to the schema since then are seen by `oldSelf`.
-                let old = old.map(|o| {
-                    let mut o = o.clone();
-                    self.mutate(&mut o, &mut Vec::new());
-                    o
-                });
                 cel::evaluate(object, old.as_ref(), &self.root, &mut outcome.causes);
             }
         }

@@ -21,7 +21,7 @@ pub(crate) fn check_default(node: &Node, at: &str, problems: &mut Vec<String>) {
     }
     prune::apply_defaults(&mut value, node);
     let mut found = Findings::default();
-    structural::validate(&value, node, "", false, &mut found);
+    structural::validate(&value, None, node, "", false, &mut found);
     for cause in found.into_causes() {
         if cause.field == "<nil>" {
             problems.push(format!("{at}.default: {}", cause.message));

@@ -26,9 +26,10 @@ impl Findings {
     }
 }
 
-/// Validates the whole object. At the root, `metadata` is only required to be an object: the
-/// apiserver validates object metadata itself, not through the CRD schema.
-pub(crate) fn validate_root(value: &Value, node: &Node, found: &mut Findings) {
+/// Validates the whole object (against `old` on update, for ratcheting). At the root, `metadata`
+/// is only required to be an object: the apiserver validates object metadata itself, not through
+/// the CRD schema.
+pub(crate) fn validate_root(value: &Value, old: Option<&Value>, node: &Node, found: &mut Findings) {
     if let Some(obj) = value.as_object()
         && let Some(metadata) = obj.get("metadata")
         && !metadata.is_object()
@@ -37,10 +38,39 @@ pub(crate) fn validate_root(value: &Value, node: &Node, found: &mut Findings) {
             .schema
             .push(type_error("metadata", metadata, "object"));
     }
-    validate(value, node, "", true, found);
+    validate(value, old, node, "", true, found);
 }
 
-pub(crate) fn validate(value: &Value, node: &Node, at: &str, is_root: bool, found: &mut Findings) {
+/// Validates `value` and everything under it. On update, `old` is the value the stored object
+/// has at the same place (by field name, map key, or list-map key). Validation ratcheting, as in
+/// the apiserver: schema errors inside a value equal to its old value were already there, so
+/// they are dropped; embedded-resource and list-type errors are never ratcheted.
+pub(crate) fn validate(
+    value: &Value,
+    old: Option<&Value>,
+    node: &Node,
+    at: &str,
+    is_root: bool,
+    found: &mut Findings,
+) {
+    if old == Some(value) {
+        let mut unchanged = Findings::default();
+        validate_value(value, None, node, at, is_root, &mut unchanged);
+        found.embedded.extend(unchanged.embedded);
+        found.lists.extend(unchanged.lists);
+    } else {
+        validate_value(value, old, node, at, is_root, found);
+    }
+}
+
+fn validate_value(
+    value: &Value,
+    old: Option<&Value>,
+    node: &Node,
+    at: &str,
+    is_root: bool,
+    found: &mut Findings,
+) {
     if value.is_null() && (node.nullable || (node.type_name.is_none() && !node.int_or_string)) {
         return;
     }
@@ -57,8 +87,15 @@ pub(crate) fn validate(value: &Value, node: &Node, at: &str, is_root: bool, foun
     match value {
         Value::String(s) => validate_string(s, value, node, at, found),
         Value::Number(n) => validate_number(n, value, node, at, found),
-        Value::Array(list) => validate_array(list, node, at, found),
-        Value::Object(obj) => validate_object(obj, node, at, is_root, found),
+        Value::Array(list) => validate_array(list, old.and_then(Value::as_array), node, at, found),
+        Value::Object(obj) => validate_object(
+            obj,
+            old.and_then(Value::as_object),
+            node,
+            at,
+            is_root,
+            found,
+        ),
         Value::Bool(_) | Value::Null => {}
     }
     if let Some(allowed) = &node.enum_values
@@ -264,7 +301,13 @@ fn validate_number(n: &Number, value: &Value, node: &Node, at: &str, found: &mut
     }
 }
 
-fn validate_array(list: &[Value], node: &Node, at: &str, found: &mut Findings) {
+fn validate_array(
+    list: &[Value],
+    old: Option<&Vec<Value>>,
+    node: &Node,
+    at: &str,
+    found: &mut Findings,
+) {
     let len = list.len() as u64;
     if let Some(min) = node.min_items
         && len < min
@@ -289,7 +332,8 @@ fn validate_array(list: &[Value], node: &Node, at: &str, found: &mut Findings) {
     }
     if let Some(items) = &node.items {
         for (i, item) in list.iter().enumerate() {
-            validate(item, items, &path::index(at, i), false, found);
+            let old_item = old.and_then(|o| crate::lists::counterpart(item, o, node));
+            validate(item, old_item, items, &path::index(at, i), false, found);
         }
     }
     crate::lists::check(list, node, at, &mut found.lists);
@@ -312,6 +356,7 @@ fn has_duplicates(list: &[Value]) -> bool {
 
 fn validate_object(
     obj: &Map<String, Value>,
+    old: Option<&Map<String, Value>>,
     node: &Node,
     at: &str,
     is_root: bool,
@@ -345,10 +390,18 @@ fn validate_object(
         if is_root && key == "metadata" {
             continue;
         }
+        let old_child = old.and_then(|o| o.get(key));
         if let Some(schema) = node.properties.get(key) {
-            validate(child, schema, &path::child(at, key), false, found);
+            validate(
+                child,
+                old_child,
+                schema,
+                &path::child(at, key),
+                false,
+                found,
+            );
         } else if let Additional::Schema(schema) = &node.additional {
-            validate(child, schema, &path::key(at, key), false, found);
+            validate(child, old_child, schema, &path::key(at, key), false, found);
         }
     }
     if node.embedded {

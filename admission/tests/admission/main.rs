@@ -3,6 +3,7 @@
 mod cel_rules;
 mod composition;
 mod mutation;
+mod ratcheting;
 mod status;
 mod structural;
 
