@@ -21,6 +21,32 @@ on_both_backends!(
     snapshot_is_a_consistent_sqlite_database_or_refused_on_postgres,
 );
 
+#[test]
+fn openapi_documents_every_ops_endpoint() {
+    let text = include_str!("../openapi.yaml");
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).expect("openapi.yaml parses");
+    assert_eq!(doc["openapi"].as_str().unwrap_or(""), "3.0.3");
+    let paths = doc["paths"].as_mapping().expect("paths");
+    for (method, path) in ENDPOINTS {
+        let route = path
+            .trim_start_matches("/ops/v1")
+            .split('?')
+            .next()
+            .unwrap()
+            .replace("/1/", "/{id}/");
+        let item = paths
+            .get(serde_yaml::Value::String(route.clone()))
+            .unwrap_or_else(|| panic!("{route} not documented"));
+        let op = &item[method.to_lowercase().as_str()];
+        assert!(op.is_mapping(), "{method} {route} not documented");
+        assert!(
+            op["responses"]["401"].is_mapping(),
+            "{method} {route} lacks the 401 response"
+        );
+    }
+    assert_eq!(paths.len(), 9, "documented paths match the router");
+}
+
 const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/ops/v1/support-content"),
     ("PUT", "/ops/v1/support-content"),

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod procs;
 
 use std::collections::HashMap;
 
