@@ -72,6 +72,8 @@ fn validate_value(
     found: &mut Findings,
 ) {
     if value.is_null() && (node.nullable || (node.type_name.is_none() && !node.int_or_string)) {
+        // A null passes the type check but, as in the apiserver, not an enum that lacks it.
+        check_enum(value, node, at, found);
         return;
     }
     if !type_matches(value, node) {
@@ -98,6 +100,10 @@ fn validate_value(
         ),
         Value::Bool(_) | Value::Null => {}
     }
+    check_enum(value, node, at, found);
+}
+
+fn check_enum(value: &Value, node: &Node, at: &str, found: &mut Findings) {
     if let Some(allowed) = &node.enum_values
         && !allowed.iter().any(|a| same_value(a, value))
     {

@@ -398,3 +398,14 @@ fn metadata_at_root_must_be_an_object_but_is_not_validated_by_the_schema() {
         [r#"metadata: Invalid value: "string": metadata in body must be of type object: "string""#]
     );
 }
+
+#[test]
+fn nullable_enum_still_refuses_null_unless_listed() {
+    let schema = prop(json!({"type": "string", "nullable": true, "enum": ["a", "b"]}));
+    assert_eq!(
+        spec_errors(schema, json!({"x": null})),
+        [r#"spec.x: Unsupported value: "null": supported values: "a", "b""#]
+    );
+    let schema = prop(json!({"type": "string", "nullable": true, "enum": ["a", null]}));
+    assert!(spec_errors(schema, json!({"x": null})).is_empty());
+}
