@@ -26,7 +26,9 @@
 //! What this crate deliberately does not do:
 //! - validate `metadata` (names, labels, annotations, ...): the apiserver validates object
 //!   metadata itself, and so must whoever calls this; here it only has to be an object, and CEL
-//!   rules see only its `name` and `generateName`;
+//!   rules see only its `name` and `generateName`. (A CRD may also restrict `metadata.name` and
+//!   `metadata.generateName` in its schema, which the apiserver enforces; those restrictions are
+//!   ignored here, so the caller's metadata validation must cover them if a CRD uses them.)
 //! - enforce CEL cost limits (per-rule and per-request budgets) or type-check rules against the
 //!   schema at compile time: rules only have to parse, and run to completion; a rule that fails
 //!   at runtime refuses the object with the CEL error, as the apiserver does;
