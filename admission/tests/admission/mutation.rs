@@ -119,3 +119,23 @@ fn defaults_are_applied_before_validation() {
     assert!(admit(&schema, &mut object, None).causes.is_empty());
     assert_eq!(object["spec"]["mode"], "scratch");
 }
+
+#[test]
+fn additional_properties_true_keeps_entries_and_false_prunes_them() {
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "labels": {"type": "object", "additionalProperties": true},
+        "closed": {"type": "object", "additionalProperties": false, "properties": {"a": {"type": "string"}}}
+    }}}});
+    let mut object = json!({"apiVersion": "v", "kind": "K", "metadata": {}, "spec": {
+        "labels": {"team": "ops", "tier": {"nested": 1}},
+        "closed": {"a": "kept", "b": "dropped"}
+    }});
+    let outcome = admit(&schema, &mut object, None);
+    assert!(outcome.causes.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.unknown_fields, ["spec.closed.b"]);
+    assert_eq!(
+        object["spec"]["labels"],
+        json!({"team": "ops", "tier": {"nested": 1}})
+    );
+    assert_eq!(object["spec"]["closed"], json!({"a": "kept"}));
+}
