@@ -271,20 +271,20 @@ fn root_rules_see_only_name_and_generate_name_of_metadata() {
 }
 
 #[test]
-fn runtime_error_fails_closed_with_the_rule() {
+fn runtime_error_fails_closed_naming_the_error_and_the_rule() {
     let schema = with_spec(json!({"type": "object",
-        "x-kubernetes-validations": [{"rule": "self.missing == 'x'"}],
-        "properties": {"missing": {"type": "string"}}}));
+        "x-kubernetes-validations": [
+            {"rule": "self.missing == 'x'"},
+            {"rule": "self.diet.feedEvery > duration('1h')", "message": "dragons eat at most once an hour"}
+        ],
+        "properties": {"missing": {"type": "string"}, "diet": {"type": "object"}}}));
     let outcome = admit(&schema, &mut object(json!({})), None);
-    assert_eq!(outcome.causes.len(), 1, "{outcome:?}");
-    let message = &outcome.causes[0].message;
-    assert!(
-        message.starts_with(r#"Invalid value: "object": "#),
-        "{message}"
-    );
-    assert!(
-        message.ends_with("evaluating rule: self.missing == 'x'"),
-        "{message}"
+    assert_eq!(
+        lines(&outcome.causes),
+        [
+            r#"spec: Invalid value: "object": no such key: missing evaluating rule: self.missing == 'x'"#,
+            r#"spec: Invalid value: "object": no such key: diet evaluating rule: dragons eat at most once an hour"#,
+        ]
     );
 }
 
