@@ -106,7 +106,7 @@ async fn object_exists(client: &Client, namespace: &str, kind: &str, name: &str)
     macro_rules! exists {
         ($t:ty) => {
             Api::<$t>::namespaced(client.clone(), namespace)
-                .get_opt(name)
+                .get_metadata_opt(name)
                 .await?
                 .is_some()
         };
