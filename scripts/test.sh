@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The test command of README.md, and what CI runs (.ci/run calls this script).
+#
+# On a fresh machine with only the Rust toolchain, Python 3 and gcc it installs what the tests
+# need — kubectl, PostgreSQL, Chromium + ChromeDriver (Debian packages) and aiosmtpd (PyPI) —
+# then checks formatting, lints, manifests, and runs every test in the workspace: unit tests,
+# tests against real PostgreSQL / SMTP / Chromium, and end-to-end tests that drive kubectl
+# against devcluster. Tests start the services they need themselves, on free loopback ports.
+#
+#   bash scripts/test.sh            everything (what CI runs)
+#   bash scripts/test.sh -p tend    only the tests of one package (after the checks)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "error: need root (or sudo) to run: $*" >&2; exit 1
+    fi
+}
+
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+have_postgres() {
+    command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+
+step "system packages"
+missing=()
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
+have_postgres && command -v pg_dump >/dev/null || missing+=(postgresql postgresql-client)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    if ! command -v apt-get >/dev/null; then
+        echo "error: apt-get not found; install these yourself: ${missing[*]}" >&2
+        exit 1
+    fi
+    apt_install "${missing[@]}"
+fi
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+    echo "installing: aiosmtpd (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check aiosmtpd \
+        || apt_install python3-aiosmtpd
+fi
+echo "kubectl: $(kubectl version --client 2>/dev/null | head -n1)"
+echo "postgres: $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | head -n1)"
+echo "chromium: $(chromium --version 2>/dev/null || true)"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "manifests build with kustomize"
+kubectl kustomize manifests >/dev/null
+echo "ok"
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast "$@"
+    # nextest does not run doctests.
+    cargo test --workspace --locked --doc "$@"
+else
+    cargo test --workspace --locked --no-fail-fast "$@"
+fi
