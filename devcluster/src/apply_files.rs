@@ -5,12 +5,19 @@
 use crate::DevCluster;
 use crate::handlers::view;
 use crate::{meta, ops, patch};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 const MANAGER: &str = "devcluster-apply";
+
+/// What [`DevCluster::apply_paths`] did: `kind/name created|configured` lines, and failures.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub applied: Vec<String>,
+    pub failed: Vec<String>,
+}
 
 /// Documents from a file or a directory of `*.yaml`/`*.yml`/`*.json` (not recursive).
 pub fn read_documents(path: &Path) -> anyhow::Result<Vec<Value>> {
@@ -57,28 +64,26 @@ fn rank(doc: &Value) -> u8 {
 }
 
 impl DevCluster {
-    /// Applies every document under `paths`; returns one `kind/name created|configured` line each.
-    pub fn apply_paths(&self, paths: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    /// Applies every document under `paths`, namespaces and CRDs first.
+    pub fn apply_paths(&self, paths: &[PathBuf]) -> ApplyReport {
+        let mut report = ApplyReport::default();
         let mut docs = vec![];
         for p in paths {
-            docs.extend(read_documents(p)?);
-        }
-        docs.sort_by_key(rank);
-        let mut out = vec![];
-        let mut failures = vec![];
-        for doc in docs {
-            match self.apply_one(&doc) {
-                Ok(line) => out.push(line),
-                Err(e) => failures.push(format!("{}/{}: {e}", kind(&doc), meta::name(&doc))),
+            match read_documents(p) {
+                Ok(d) => docs.extend(d),
+                Err(e) => report.failed.push(format!("{}: {e:#}", p.display())),
             }
         }
-        if !failures.is_empty() {
-            bail!(
-                "some objects were not applied:\n  {}",
-                failures.join("\n  ")
-            );
+        docs.sort_by_key(rank);
+        for doc in docs {
+            match self.apply_one(&doc) {
+                Ok(line) => report.applied.push(line),
+                Err(e) => report
+                    .failed
+                    .push(format!("{}/{}: {e}", kind(&doc), meta::name(&doc))),
+            }
         }
-        Ok(out)
+        report
     }
 
     /// Creates a namespace if it does not exist yet.

@@ -77,8 +77,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cluster.ensure_namespace(ns);
     }
     if !apply.is_empty() {
-        for line in cluster.apply_paths(&apply)? {
+        // A bad file is reported, not fatal: the cluster keeps serving what did apply.
+        let report = cluster.apply_paths(&apply);
+        for line in &report.applied {
             println!("{line}");
+        }
+        for failure in &report.failed {
+            eprintln!("devcluster: not applied: {failure}");
+            println!("not applied: {failure}");
         }
     }
     println!(
