@@ -200,8 +200,8 @@ pub async fn list(
                 }
             }
         }
-        section.card {
-            h2 { "New record" }
+        details.card #new-record-box open[records.is_empty() || crops.is_empty()] {
+            summary { h2.inline { "New record" } }
             @if crops.is_empty() {
                 p { "First " a href="/fields" { "add a field and a crop" } "." }
             } @else {

@@ -293,15 +293,45 @@ impl Client {
     }
 }
 
-/// A tiny valid PNG (1×1) with a varying trailing chunk so tests can make
-/// distinct objects.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for b in bytes {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let mut body = kind.to_vec();
+    body.extend_from_slice(data);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&crc32(&body).to_be_bytes());
+}
+
+/// A valid 1×1 PNG whose pixel colour comes from `seed`, so tests can make
+/// distinct objects that browsers really decode.
 pub fn png(seed: u8) -> Vec<u8> {
     let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
-    v.extend_from_slice(&[
-        0, 0, 0, 13, b'I', b'H', b'D', b'R', 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 0x90, 0x77,
-        0x53, 0xDE,
-    ]);
-    v.extend_from_slice(&[0, 0, 0, 1, b't', b'E', b'X', b't', seed, 0, 0, 0, 0]);
+    png_chunk(&mut v, b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]);
+    let raw = [0u8, seed, 128, 64]; // filter byte + RGB
+    let (mut a, mut b) = (1u32, 0u32);
+    for x in raw {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    let mut zlib = vec![0x78, 0x01, 0x01, 4, 0, 0xFB, 0xFF];
+    zlib.extend_from_slice(&raw);
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    png_chunk(&mut v, b"IDAT", &zlib);
+    png_chunk(&mut v, b"IEND", &[]);
     v
 }
 
