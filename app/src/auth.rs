@@ -224,6 +224,12 @@ pub async fn user_by_session(db: &Db, token_hash: &str) -> sqlx::Result<Option<U
 pub async fn start_session(db: &Db, user_id: i64, ttl_secs: i64) -> sqlx::Result<String> {
     let token = random_token();
     let now = now_ms();
+    // Expired sessions are useless; sweep them when a new one starts.
+    db.exec(
+        &db.pool,
+        sqlx::query("DELETE FROM sessions WHERE expires_at < $1").bind(now),
+    )
+    .await?;
     db.exec(
         &db.pool,
         sqlx::query(

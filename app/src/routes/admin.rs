@@ -14,7 +14,7 @@ use crate::logs::Category;
 use crate::routes::farm::{id, text};
 use crate::routes::inquiries::{ReplyForm, add_message, history};
 use crate::state::AppState;
-use crate::views::{csrf_field, pager, when};
+use crate::views::{csrf_field, when};
 use crate::web::render;
 
 /// Checks the role and logs refused attempts in the auth log.
@@ -408,8 +408,6 @@ pub struct LogQuery {
     category: String,
     #[serde(default)]
     before: Option<i64>,
-    #[serde(default)]
-    page: Option<i64>,
 }
 
 pub async fn logs(
@@ -433,12 +431,13 @@ pub async fn logs(
         .await;
     let entries = state.logs.recent(category, q.before, 100).await?;
     let next = entries.last().map(|e| e.id);
-    let page = q.page.unwrap_or(1);
     let body = html! {
         p { a href="/admin/logs" { "all" } " " @for c in crate::logs::CATEGORIES { a href={"/admin/logs?category=" (c)} { (c) } " " } }
         table #logs { thead { tr { th { "#" } th { "Time" } th { "Log" } th { "Entry" } } }
         tbody { @for e in &entries { tr { td { (e.id) } td { (e.ts) } td { (e.category) } td { code { (e.data.to_string()) } } } } } }
-        @if let Some(n) = next { (pager(&format!("/admin/logs?category={}&before={n}", q.category), page, entries.len() == 100)) }
+        @if let (Some(n), true) = (next, entries.len() == 100) {
+            nav.pager aria-label="Pages" { a rel="next" href={"/admin/logs?category=" (q.category) "&before=" (n)} { "Older →" } }
+        }
     };
     Ok(render(&state, &ctx, "Audit logs", body)
         .await
