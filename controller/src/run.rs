@@ -15,8 +15,9 @@ use tokio::sync::watch;
 use crate::context::Context;
 use crate::leader::{LeaderElector, LeaseConfig};
 use crate::metrics::Metrics;
-use crate::reconcile::{TendKind, error_policy, reconcile};
+use crate::reconcile::{TendKind, error_policy, reconcile_guarded};
 use crate::server::{self, Probes};
+use kube::core::DeserializeGuard;
 
 /// Settings of `tend run`.
 #[derive(Clone, Debug)]
@@ -164,13 +165,13 @@ fn controller<K: TendKind>(
     ctx: Arc<Context>,
     stopped: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> futures::future::BoxFuture<'static, ()> {
-    let api: Api<K> = match &config.watch_namespace {
+    let api: Api<DeserializeGuard<K>> = match &config.watch_namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
     Controller::new(api, watcher::Config::default().any_semantic())
         .graceful_shutdown_on(stopped)
-        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .run(reconcile_guarded::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(kind = K::KIND, %object, "reconciled"),

@@ -2,7 +2,9 @@
 //! the `tend.dev` field manager, only when something changed, plus an Event on transitions.
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -22,14 +24,34 @@ where
         + std::fmt::Debug,
     S: Serialize,
 {
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let namespace = obj.namespace().unwrap_or_default();
+    apply_status_of::<K, S>(ctx, &namespace, &obj.name_any(), status).await
+}
+
+/// [`apply_status`] by name, also for objects tend could not deserialize.
+pub async fn apply_status_of<K, S>(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    status: &S,
+) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    S: Serialize,
+{
+    // The response is read as metadata only: tend must be able to write the status of an object
+    // whose spec it cannot deserialize.
+    let api: Api<PartialObjectMeta<K>> = Api::namespaced(ctx.client.clone(), namespace);
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
     let params = PatchParams::apply(tend_crds::FIELD_MANAGER).force();
-    api.patch_status(&obj.name_any(), &params, &Patch::Apply(&body))
+    api.patch_status(name, &params, &Patch::Apply(&body))
         .await?;
     Ok(())
 }
@@ -46,6 +68,18 @@ pub async fn publish_event<K>(
 ) where
     K: Resource<DynamicType = ()>,
 {
+    publish_event_on(ctx, &obj.object_ref(&()), type_, reason, action, note).await;
+}
+
+/// [`publish_event`] for an object known only by reference.
+pub async fn publish_event_on(
+    ctx: &Context,
+    regarding: &ObjectReference,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.into(),
@@ -53,7 +87,7 @@ pub async fn publish_event<K>(
         action: action.into(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+    if let Err(error) = ctx.recorder.publish(&event, regarding).await {
         tracing::warn!(%error, reason, "could not record event");
     }
 }

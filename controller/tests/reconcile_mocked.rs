@@ -364,3 +364,32 @@ async fn incident_reports_postmortem_completeness() {
         "EngineNotImplemented"
     );
 }
+
+#[tokio::test]
+async fn unreadable_object_is_stalled_not_fatal() {
+    use kube::core::DeserializeGuard;
+    // An object the Rust types cannot read (e.g. written when the CRD had another shape).
+    let raw = json!({
+        "apiVersion": "tend.dev/v1alpha1", "kind": "EscalationPolicy",
+        "metadata": {"name": "legacy", "namespace": "fieldbook", "generation": 7, "uid": "u-1"},
+        "spec": {"levels": "L1,L2"}
+    });
+    let guard: DeserializeGuard<EscalationPolicy> = serde_json::from_value(raw.clone()).unwrap();
+    assert!(guard.0.is_err());
+    let api = MockApi::start(BTreeMap::new(), vec![], raw);
+    tend::reconcile::reconcile_guarded(Arc::new(guard), api.context())
+        .await
+        .unwrap();
+
+    let status = api.status_patch();
+    assert_eq!(status["observedGeneration"], 7);
+    let stalled = condition(&status, "Stalled");
+    assert_eq!(stalled["reason"], "InvalidSpec");
+    assert!(
+        stalled["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("tend cannot read this object: ")
+    );
+    assert_eq!(api.events()[0]["regarding"]["name"], "legacy");
+}

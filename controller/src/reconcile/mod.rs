@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -28,7 +30,9 @@ use tend_crds::validation::{Validate, summarize};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::metrics::{ConditionLabels, ErrorLabels};
-use crate::status::{apply_status, condition_key, publish_event};
+use crate::status::{
+    apply_status, apply_status_of, condition_key, publish_event, publish_event_on,
+};
 
 pub use references::{ReferenceProblem, resolve};
 
@@ -77,7 +81,7 @@ const RECHECK_MISSING_REFERENCE: Duration = Duration::from_secs(30);
 /// Even with nothing due, objects are rechecked this often (references may have been deleted).
 const RESYNC: Duration = Duration::from_secs(300);
 
-/// The kube-runtime entry point for every kind.
+/// Reconciles one object.
 pub async fn reconcile<K: TendKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
     let result = reconcile_inner(obj.as_ref(), ctx.as_ref()).await;
@@ -85,8 +89,25 @@ pub async fn reconcile<K: TendKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Ac
     result
 }
 
+/// The kube-runtime entry point. The controller watches `DeserializeGuard<K>` so that one object
+/// tend cannot read (written for another version of the CRD, or with admission bypassed) is
+/// reported `Stalled` instead of breaking the watch for every other object of its kind.
+pub async fn reconcile_guarded<K: TendKind>(
+    obj: Arc<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    match &obj.0 {
+        Ok(object) => reconcile(Arc::new(object.clone()), ctx).await,
+        Err(invalid) => report_unreadable::<K>(invalid, &ctx).await,
+    }
+}
+
 /// Transient errors: requeue with a short backoff; the watch also retriggers on change.
-pub fn error_policy<K: TendKind>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy<K: TendKind>(
+    obj: Arc<DeserializeGuard<K>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     ctx.metrics
         .reconcile_errors
         .get_or_create(&ErrorLabels {
@@ -96,6 +117,56 @@ pub fn error_policy<K: TendKind>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) 
         .inc();
     tracing::warn!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(10))
+}
+
+async fn report_unreadable<K: TendKind>(invalid: &InvalidObject, ctx: &Context) -> Result<Action> {
+    let meta = &invalid.metadata;
+    let namespace = meta.namespace.clone().unwrap_or_default();
+    let name = meta.name.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    let message = format!("tend cannot read this object: {}", invalid.error);
+    let reason = reasons::INVALID_SPEC;
+    let ready = condition(
+        types::READY,
+        false,
+        reason,
+        message.clone(),
+        meta.generation,
+        now,
+    );
+    let stalled = condition(
+        types::STALLED,
+        true,
+        reason,
+        message.clone(),
+        meta.generation,
+        now,
+    );
+    let status = serde_json::json!({
+        "observedGeneration": meta.generation,
+        "conditions": [ready, stalled],
+    });
+    apply_status_of::<K, _>(ctx, &namespace, &name, &status).await?;
+    let regarding = ObjectReference {
+        api_version: Some(K::api_version(&()).into_owned()),
+        kind: Some(K::kind(&()).into_owned()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        field_path: None,
+    };
+    tracing::warn!(kind = K::KIND, %name, %namespace, error = %invalid.error, "object cannot be read");
+    publish_event_on(
+        ctx,
+        &regarding,
+        EventType::Warning,
+        reason,
+        "Validate",
+        message,
+    )
+    .await;
+    Ok(Action::await_change())
 }
 
 async fn reconcile_inner<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> {
