@@ -93,13 +93,15 @@ pub async fn backup_objects(
         .list(&source.prefix)
         .await
         .map_err(|e| Error::source("objects", e.to_string()))?;
+    // Blobs the repository has, plus those this run has claimed: two keys with the same content
+    // upload one blob.
     let present: HashSet<String> = repo
         .list(&location.blobs_prefix())
         .await?
         .iter()
         .filter_map(|m| location.blob_hash(&m.key).map(str::to_owned))
         .collect();
-    let present = &present;
+    let present = &Mutex::new(present);
     let outcomes: Vec<(String, Outcome)> = stream::iter(listed.into_iter().map(Ok))
         .map_ok(|meta: ObjectMeta| async move {
             let rel = meta
@@ -111,7 +113,7 @@ pub async fn backup_objects(
             if let Some(prev) = previous.and_then(|p| p.entries.get(&rel))
                 && prev.size == meta.size
                 && prev.version == version
-                && present.contains(&prev.sha256)
+                && present.lock().expect("blob set").contains(&prev.sha256)
             {
                 return Ok((rel, Outcome::Reused(prev.clone())));
             }
@@ -162,7 +164,7 @@ async fn read_and_store(
     source: &ObjectsSource,
     meta: &ObjectMeta,
     version: String,
-    present: &HashSet<String>,
+    present: &Mutex<HashSet<String>>,
     encryption: &Encryption,
     progress: &Progress,
 ) -> Result<Outcome> {
@@ -180,7 +182,8 @@ async fn read_and_store(
             .map_err(|e| fail(Error::io("reading", e)))?;
         let sha256 = hex::encode(Sha256::digest(&data));
         let size = data.len() as u64;
-        let uploaded_bytes = if present.contains(&sha256) {
+        let claimed = present.lock().expect("blob set").insert(sha256.clone());
+        let uploaded_bytes = if !claimed {
             None
         } else {
             let stored = pipeline::store(
@@ -216,7 +219,7 @@ async fn read_and_store(
         .map_err(|e| fail(Error::io("reading", e)))?;
     let (hasher, size) = std::mem::take(&mut *first.lock().expect("hash lock"));
     let sha256 = hex::encode(hasher.finalize());
-    if present.contains(&sha256) {
+    if !present.lock().expect("blob set").insert(sha256.clone()) {
         return Ok(Outcome::Read {
             entry: ObjectEntry {
                 sha256,
