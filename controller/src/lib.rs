@@ -13,6 +13,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod run;
+pub mod schedule;
 pub mod server;
 pub mod status;
 
