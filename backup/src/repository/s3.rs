@@ -19,7 +19,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use base64::Engine as _;
@@ -125,17 +125,25 @@ where
     E: std::error::Error + ProvideErrorMetadata + 'static,
     R: fmt::Debug,
 {
-    match err {
-        SdkError::ServiceError(service) => {
-            let inner = service.err();
-            match (inner.code(), inner.message()) {
-                (Some(code), Some(message)) => format!("{code}: {message}"),
-                (Some(code), None) => code.to_owned(),
-                _ => DisplayErrorContext(err).to_string(),
-            }
+    if let SdkError::ServiceError(service) = err {
+        let inner = service.err();
+        match (inner.code(), inner.message()) {
+            (Some(code), Some(message)) => return format!("{code}: {message}"),
+            (Some(code), None) => return code.to_owned(),
+            _ => {}
         }
-        _ => DisplayErrorContext(err).to_string(),
     }
+    // The Display of each error in the chain, without the Debug dump of the raw response.
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }
 
 fn status_of<E, R: HasStatus>(err: &SdkError<E, R>) -> Option<u16> {
@@ -381,7 +389,8 @@ impl S3Repository {
             }
         }
         done.sort_by_key(|p| p.part_number());
-        self.client
+        let completed = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.config.bucket)
             .key(full)
@@ -392,15 +401,26 @@ impl S3Repository {
                     .build(),
             )
             .send()
-            .await
-            .map_err(|e| {
-                Error::repo(
+            .await;
+        match completed {
+            Ok(_) => Ok(total),
+            // Some S3-compatible servers (moto 5.2) answer 200 with a body the SDK cannot
+            // parse. The upload may well be complete: believe it only if the object is there
+            // with the size we sent (keys are never reused, so it cannot be an older object).
+            Err(e) if status_of(&e) == Some(200) => match self.head(key).await? {
+                Some(meta) if meta.size == total => Ok(total),
+                _ => Err(Error::repo(
                     "put",
                     key,
                     format!("completing upload: {}", sdk_message(&e)),
-                )
-            })?;
-        Ok(total)
+                )),
+            },
+            Err(e) => Err(Error::repo(
+                "put",
+                key,
+                format!("completing upload: {}", sdk_message(&e)),
+            )),
+        }
     }
 
     async fn upload_one(
