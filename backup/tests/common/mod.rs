@@ -298,7 +298,7 @@ impl Postgres {
         pg
     }
 
-    fn pg_ctl_start(&self) {
+    pub fn pg_ctl_start(&self) {
         let out = pg_tool(&self.bin, "pg_ctl")
             .arg("-D")
             .arg(self.dir.path().join("data"))
