@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the web server (migrates the database first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema, then exit.
     Migrate(DbArgs),
     /// Check the hash chains of the stored logs; exit code 1 when broken.
@@ -68,6 +68,25 @@ pub struct ServeArgs {
     /// File holding that admin's initial password.
     #[arg(long, env = "FIELDBOOK_BOOTSTRAP_ADMIN_PASSWORD_FILE")]
     pub bootstrap_admin_password_file: Option<PathBuf>,
+    /// Store photos in this S3 bucket instead of the photo directory.
+    #[arg(long, env = "FIELDBOOK_PHOTO_S3_BUCKET")]
+    pub photo_s3_bucket: Option<String>,
+    /// Key prefix inside the bucket.
+    #[arg(long, env = "FIELDBOOK_PHOTO_S3_PREFIX", default_value = "photos")]
+    pub photo_s3_prefix: String,
+    #[arg(long, env = "FIELDBOOK_PHOTO_S3_REGION", default_value = "us-east-1")]
+    pub photo_s3_region: String,
+    /// Endpoint of an S3-compatible server (MinIO, Garage, …).
+    #[arg(long, env = "FIELDBOOK_PHOTO_S3_ENDPOINT")]
+    pub photo_s3_endpoint: Option<String>,
+    /// Path-style addressing (needed by most S3-compatible servers).
+    #[arg(long, env = "FIELDBOOK_PHOTO_S3_PATH_STYLE")]
+    pub photo_s3_path_style: bool,
+    /// Credentials come from the environment only, never the command line.
+    #[arg(skip = std::env::var("AWS_ACCESS_KEY_ID").ok())]
+    pub aws_access_key_id: Option<String>,
+    #[arg(skip = std::env::var("AWS_SECRET_ACCESS_KEY").ok())]
+    pub aws_secret_access_key: Option<String>,
     /// Do not print log entries on stdout (they are still stored).
     #[arg(long, env = "FIELDBOOK_QUIET")]
     pub quiet: bool,
@@ -88,6 +107,8 @@ pub struct CreateAdminArgs {
 #[derive(Debug, Clone)]
 pub struct AppConfig {
     pub photo_dir: PathBuf,
+    /// Photos in an S3 bucket instead of `photo_dir` (which then only stages uploads).
+    pub photo_s3: Option<S3Config>,
     /// SHA-256 of the ops token; the token itself is not kept.
     pub ops_token_sha256: Option<[u8; 32]>,
     pub smtp: Option<SmtpConfig>,
@@ -99,6 +120,30 @@ pub struct AppConfig {
     pub login_window_secs: u64,
     pub session_ttl_secs: i64,
     pub upload_limit_bytes: usize,
+}
+
+#[derive(Clone)]
+pub struct S3Config {
+    pub bucket: String,
+    pub prefix: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Config {
+    // The secret key never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("path_style", &self.path_style)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +172,7 @@ impl AppConfig {
     pub fn new(photo_dir: PathBuf) -> AppConfig {
         AppConfig {
             photo_dir,
+            photo_s3: None,
             ops_token_sha256: None,
             smtp: None,
             secure_cookies: false,

@@ -44,6 +44,7 @@ pub const TABLES: &[&str] = &[
 ];
 
 const SCHEMA_V1: &str = include_str!("../migrations/0001_init.sql");
+const SCHEMA_V2: &str = include_str!("../migrations/0002_screenshot_type.sql");
 
 /// Normalises what a user may pass as `--database-url`: a `postgres://` URL,
 /// a `sqlite:` URL, or a plain file path (SQLite, created when missing).
@@ -101,16 +102,20 @@ impl Db {
             Backend::Sqlite => "INTEGER PRIMARY KEY",
             Backend::Postgres => "BIGSERIAL PRIMARY KEY",
         };
-        let sql = SCHEMA_V1.replace("@ID@", id);
-        let migration = Migration::new(
-            1,
-            Cow::Borrowed("init"),
-            MigrationType::Simple,
-            Cow::Owned(sql),
-            false,
-        );
+        let migrations = [(1, "init", SCHEMA_V1), (2, "screenshot type", SCHEMA_V2)]
+            .into_iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Owned(sql.replace("@ID@", id)),
+                    false,
+                )
+            })
+            .collect::<Vec<_>>();
         let mut migrator = Migrator::DEFAULT;
-        migrator.migrations = Cow::Owned(vec![migration]);
+        migrator.migrations = Cow::Owned(migrations);
         migrator
     }
 

@@ -84,6 +84,10 @@ pub fn app(state: AppState) -> Router {
         .route("/support/inquiries/{id}", get(inquiries::detail))
         .route("/support/inquiries/{id}/reply", post(inquiries::reply))
         .route(
+            "/support/inquiries/{id}/screenshot",
+            get(inquiries::screenshot),
+        )
+        .route(
             "/feedback",
             get(inquiries::feedback_page).post(inquiries::feedback),
         )

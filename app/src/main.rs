@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use fieldbook::auth::{self, Role};
-use fieldbook::config::{AppConfig, Cli, Command, ServeArgs, SmtpConfig};
+use fieldbook::config::{AppConfig, Cli, Command, S3Config, ServeArgs, SmtpConfig};
 use fieldbook::{AppState, Db, app, logs};
 
 fn read_secret_file(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
@@ -40,6 +40,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         from: args.smtp_from.clone(),
     });
     config.secure_cookies = args.secure_cookies;
+    config.photo_s3 = args.photo_s3_bucket.clone().map(|bucket| S3Config {
+        bucket,
+        prefix: args.photo_s3_prefix.clone(),
+        region: args.photo_s3_region.clone(),
+        endpoint: args.photo_s3_endpoint.clone(),
+        path_style: args.photo_s3_path_style,
+        access_key_id: args.aws_access_key_id.clone(),
+        secret_access_key: args.aws_secret_access_key.clone(),
+    });
     config.log_stdout = !args.quiet;
     if let (Some(email), Some(file)) = (
         &args.bootstrap_admin_email,
@@ -74,7 +83,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Serve(args) => serve(*args).await.map(|_| ExitCode::SUCCESS),
         Command::Migrate(args) => {
             Db::connect(&args.database_url).await?.migrate().await?;
             eprintln!("database schema is up to date");

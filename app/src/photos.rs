@@ -1,24 +1,104 @@
-//! Photo and screenshot objects on local disk, content-addressed.
+//! Photo and screenshot objects, content-addressed, on local disk or in an
+//! S3 bucket.
 //!
-//! Uploads are streamed chunk by chunk into a temporary file in the store
-//! while their SHA-256 is computed, then renamed to `sha256/<xx>/<hash>`:
-//! nothing is buffered whole, a partial upload never appears under a final
-//! key, and identical photos are stored once.
+//! Uploads are streamed chunk by chunk into a temporary file under the photo
+//! directory while their SHA-256 is computed; the finished file then becomes
+//! the object `sha256/<xx>/<hash>` (a rename on disk, or a streamed PutObject
+//! from the file to S3). Nothing is buffered whole, a partial upload never
+//! appears under a final key, and identical photos are stored once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::body::Body;
 use axum::extract::multipart::Field;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
 
+use crate::config::S3Config;
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 
 pub struct PhotoStore {
+    /// Local objects live here; with S3 it only stages uploads in `tmp/`.
     root: PathBuf,
+    s3: Option<S3Store>,
     metrics: Arc<Metrics>,
+}
+
+struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Store {
+    fn new(config: &S3Config) -> anyhow::Result<S3Store> {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        if config.bucket.trim().is_empty() {
+            anyhow::bail!("--photo-s3-bucket must not be empty");
+        }
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .force_path_style(config.path_style)
+            .http_client(http);
+        match (&config.access_key_id, &config.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                builder = builder.credentials_provider(Credentials::new(
+                    id,
+                    secret,
+                    None,
+                    None,
+                    "fieldbook",
+                ));
+            }
+            _ => anyhow::bail!(
+                "photo storage on S3 needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ),
+        }
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Ok(S3Store {
+            client: aws_sdk_s3::Client::from_conf(builder.build()),
+            bucket: config.bucket.clone(),
+            prefix: config.prefix.trim_matches('/').to_string(),
+        })
+    }
+
+    fn object_key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
+
+    async fn exists(&self, key: &str) -> anyhow::Result<bool> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
+            Err(e) => Err(anyhow::anyhow!(
+                "S3 HeadObject failed: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -57,15 +137,23 @@ pub fn valid_key(key: &str) -> bool {
 }
 
 impl PhotoStore {
-    pub fn open(root: PathBuf, metrics: Arc<Metrics>) -> anyhow::Result<PhotoStore> {
+    pub fn open(
+        root: PathBuf,
+        s3: Option<&S3Config>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<PhotoStore> {
         std::fs::create_dir_all(root.join("tmp")).map_err(|e| {
             anyhow::anyhow!("cannot create photo directory {}: {e}", root.display())
         })?;
-        Ok(PhotoStore { root, metrics })
+        let s3 = s3.map(S3Store::new).transpose()?;
+        Ok(PhotoStore { root, s3, metrics })
     }
 
-    pub fn path_of(&self, key: &str) -> Option<PathBuf> {
-        valid_key(key).then(|| self.root.join(key))
+    pub fn describe(&self) -> String {
+        match &self.s3 {
+            Some(s3) => format!("s3://{}/{}", s3.bucket, s3.prefix),
+            None => self.root.display().to_string(),
+        }
     }
 
     /// Streams one multipart file field into the store. `field_name` names
@@ -108,6 +196,38 @@ impl PhotoStore {
         drop(file);
         let hash = hex::encode(hasher.finalize());
         let key = format!("sha256/{}/{}", &hash[..2], hash);
+        if let Some(s3) = &self.s3 {
+            // The temp file is deleted when `tmp_path` drops, after the upload.
+            if !s3.exists(&key).await? {
+                let body = aws_sdk_s3::primitives::ByteStream::from_path(&tmp_path)
+                    .await
+                    .map_err(|e| {
+                        AppError::Internal(anyhow::anyhow!("reading the staged upload: {e}"))
+                    })?;
+                s3.client
+                    .put_object()
+                    .bucket(&s3.bucket)
+                    .key(s3.object_key(&key))
+                    .content_type(content_type.unwrap_or("application/octet-stream"))
+                    .content_length(size as i64)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        AppError::Internal(anyhow::anyhow!(
+                            "S3 PutObject failed: {}",
+                            aws_sdk_s3::error::DisplayErrorContext(&e)
+                        ))
+                    })?;
+            }
+            drop(tmp_path);
+            self.metrics.observe_photo("put", started.elapsed());
+            return Ok(Some(StoredObject {
+                key,
+                size: size as i64,
+                content_type: content_type.unwrap_or("application/octet-stream"),
+            }));
+        }
         let dest = self.root.join(&key);
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await?;
@@ -128,24 +248,57 @@ impl PhotoStore {
         }))
     }
 
-    pub async fn open_object(&self, key: &str) -> AppResult<tokio::fs::File> {
+    /// The object's bytes as a streaming response body.
+    pub async fn open_object(&self, key: &str) -> AppResult<Body> {
         let started = Instant::now();
-        let path = self.path_of(key).ok_or(AppError::NotFound)?;
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => AppError::NotFound,
-                _ => AppError::Internal(e.into()),
-            })?;
+        if !valid_key(key) {
+            return Err(AppError::NotFound);
+        }
+        let body = match &self.s3 {
+            Some(s3) => {
+                let object = s3
+                    .client
+                    .get_object()
+                    .bucket(&s3.bucket)
+                    .key(s3.object_key(key))
+                    .send()
+                    .await
+                    .map_err(|e| match e.raw_response().map(|r| r.status().as_u16()) {
+                        Some(404) => AppError::NotFound,
+                        _ => AppError::Internal(anyhow::anyhow!(
+                            "S3 GetObject failed: {}",
+                            aws_sdk_s3::error::DisplayErrorContext(&e)
+                        )),
+                    })?;
+                Body::from_stream(ReaderStream::new(object.body.into_async_read()))
+            }
+            None => {
+                let file = tokio::fs::File::open(self.root.join(key))
+                    .await
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::NotFound => AppError::NotFound,
+                        _ => AppError::Internal(e.into()),
+                    })?;
+                Body::from_stream(ReaderStream::new(file))
+            }
+        };
         self.metrics.observe_photo("get", started.elapsed());
-        Ok(file)
+        Ok(body)
     }
 
-    pub async fn exists(&self, key: &str) -> bool {
+    /// Whether the object is present; errors of the store count as absent
+    /// and are returned so `verify` can report them.
+    pub async fn exists(&self, key: &str) -> Result<bool, String> {
         let started = Instant::now();
-        let found = match self.path_of(key) {
-            Some(p) => tokio::fs::try_exists(&p).await.unwrap_or(false),
-            None => false,
+        let found = if !valid_key(key) {
+            Ok(false)
+        } else {
+            match &self.s3 {
+                Some(s3) => s3.exists(key).await.map_err(|e| e.to_string()),
+                None => Ok(tokio::fs::try_exists(self.root.join(key))
+                    .await
+                    .unwrap_or(false)),
+            }
         };
         self.metrics.observe_photo("head", started.elapsed());
         found

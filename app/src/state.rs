@@ -28,7 +28,11 @@ impl AppState {
     pub async fn new(db: Db, config: AppConfig) -> anyhow::Result<AppState> {
         let metrics = Arc::new(Metrics::new());
         let db = db.with_metrics(metrics.clone());
-        let photos = PhotoStore::open(config.photo_dir.clone(), metrics.clone())?;
+        let photos = PhotoStore::open(
+            config.photo_dir.clone(),
+            config.photo_s3.as_ref(),
+            metrics.clone(),
+        )?;
         let maintenance = db.setting(MAINTENANCE_SETTING).await?;
         Ok(AppState {
             logs: Arc::new(LogStore::new(db.clone(), config.log_stdout)),

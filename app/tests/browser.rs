@@ -1,8 +1,10 @@
 //! A real headless Chromium (Debian's `chromium` + `chromium-driver`) driven
 //! over the W3C WebDriver protocol: sign in, add a field, a crop and a record
 //! with a photo, see it listed; the help button sits at the bottom-right (on
-//! a desktop and a phone-sized window) and finds a FAQ answer. Screenshots of
-//! the pages go to `$CARGO_TARGET_TMPDIR/fieldbook-screenshots`.
+//! a desktop and a phone-sized window) and finds a FAQ answer; an inquiry is
+//! acknowledged, answered by an operator and the answer shown; an incident
+//! published through the ops API shows a banner. Screenshots of the pages go
+//! to `$CARGO_TARGET_TMPDIR/fieldbook-screenshots`.
 
 mod common;
 
@@ -35,7 +37,7 @@ async fn http(port: u16, method: &str, path: &str, body: Option<Value>) -> Value
     // chromedriver may keep the connection open.
     let read = async {
         let mut raw = Vec::new();
-        let mut buf = [0u8; 16 * 1024];
+        let mut buf = vec![0u8; 16 * 1024];
         loop {
             if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
@@ -202,6 +204,11 @@ impl Browser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn farmer_signs_in_records_with_photo_and_finds_help_in_chromium() {
+    // Boxed: the whole scenario's state is large for a debug-build stack.
+    Box::pin(scenario()).await;
+}
+
+async fn scenario() {
     let driver_bin = find_program("chromedriver", PACKAGES);
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
@@ -342,6 +349,51 @@ async fn farmer_signs_in_records_with_photo_and_finds_help_in_chromium() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     b.screenshot("help-panel").await;
+
+    // An inquiry is acknowledged on the page; an operator answers; the user sees it.
+    b.goto(&format!("{base}/support")).await;
+    b.type_into("#subject", "Where is my harvest total?").await;
+    b.type_into("#message", "I cannot find the sum of this year's harvest.")
+        .await;
+    b.click("#inquiry-form button[type=submit]").await;
+    b.wait_for_text("#acknowledgement", "We received your inquiry")
+        .await;
+    b.screenshot("inquiry-acknowledged").await;
+    let inquiry: i64 = sqlx::Row::get(
+        &sqlx::query("SELECT id FROM inquiries")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap(),
+        "id",
+    );
+    let mut operator = app.user("operator@example.com", Role::Operator).await;
+    let r = operator
+        .post_form(
+            &format!("/admin/inquiries/{inquiry}/reply"),
+            &[(
+                "body",
+                "Use the search with crop Rice and this year's dates.",
+            )],
+        )
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::SEE_OTHER, "{}", r.text);
+    b.goto(&format!("{base}/support/inquiries/{inquiry}")).await;
+    b.wait_for_text("main", "Use the search with crop Rice")
+        .await;
+    b.screenshot("inquiry-answered").await;
+
+    // An incident published through the ops API puts a banner on the pages.
+    let r = app
+        .ops("POST", "/ops/v1/incidents", Some(json!({"name": "Slow photo uploads", "status": "investigating", "impact": "minor", "body": "We are looking into it."})))
+        .await;
+    assert_eq!(r.status, axum::http::StatusCode::CREATED, "{}", r.text);
+    b.goto(&format!("{base}/records")).await;
+    b.wait_for_text("#incident-banner", "Slow photo uploads")
+        .await;
+    b.screenshot("incident-banner").await;
+    b.goto(&format!("{base}/status")).await;
+    b.wait_for_text("main", "We are looking into it.").await;
+    b.screenshot("status").await;
 
     // Still bottom-right on a phone-sized window.
     b.cmd(

@@ -106,13 +106,14 @@ pub async fn create(
         .one(
             &mut *tx,
             sqlx::query(
-                "INSERT INTO inquiries (user_id, category, subject, status, screenshot_key, created_at) \
-                 VALUES ($1, $2, $3, 'open', $4, $5) RETURNING id",
+                "INSERT INTO inquiries (user_id, category, subject, status, screenshot_key, screenshot_type, created_at) \
+                 VALUES ($1, $2, $3, 'open', $4, $5, $6) RETURNING id",
             )
             .bind(user.id)
             .bind(category.clone())
             .bind(subject.clone())
             .bind(screenshot.as_ref().map(|s| s.key.clone()))
+            .bind(screenshot.as_ref().map(|s| s.content_type.to_string()))
             .bind(now),
         )
         .await?;
@@ -426,5 +427,45 @@ pub async fn feedback(
     let page = html! { p.notice role="status" { "Thank you! Your " (kind) " report was received as #" (feedback_id) "." } };
     Ok(render(&state, &ctx, "Thank you", page)
         .await
+        .into_response())
+}
+
+/// The screenshot attached to an inquiry, for its author and for staff.
+pub async fn screenshot(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(inquiry_id): Path<i64>,
+) -> AppResult<Response> {
+    let row = state
+        .db
+        .optional(
+            &state.db.pool,
+            sqlx::query(
+                "SELECT user_id, screenshot_key, screenshot_type FROM inquiries WHERE id = $1",
+            )
+            .bind(inquiry_id),
+        )
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if row.get::<i64, _>("user_id") != user.id && !user.is_staff() {
+        return Err(AppError::NotFound);
+    }
+    let key: Option<String> = row.try_get("screenshot_key")?;
+    let key = key.ok_or(AppError::NotFound)?;
+    let content_type: Option<String> = row.try_get("screenshot_type")?;
+    let body = state.photos.open_object(&key).await?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                content_type.unwrap_or_else(|| "application/octet-stream".into()),
+            ),
+            (
+                axum::http::header::CACHE_CONTROL,
+                "private, max-age=3600".into(),
+            ),
+        ],
+        body,
+    )
         .into_response())
 }

@@ -354,6 +354,7 @@ pub async fn verify(State(state): State<AppState>) -> AppResult<Json<Value>> {
     }
     let mut missing = Vec::new();
     let mut referenced = 0_u64;
+    let mut store_errors: Vec<String> = Vec::new();
     for sql in [
         "SELECT id, object_key FROM photos WHERE id > $1 ORDER BY id LIMIT 1000",
         "SELECT id, screenshot_key AS object_key FROM inquiries WHERE id > $1 AND screenshot_key IS NOT NULL ORDER BY id LIMIT 1000",
@@ -367,8 +368,13 @@ pub async fn verify(State(state): State<AppState>) -> AppResult<Json<Value>> {
             for r in &rows {
                 referenced += 1;
                 let key: String = r.get("object_key");
-                if !state.photos.exists(&key).await {
-                    missing.push(key);
+                match state.photos.exists(&key).await {
+                    Ok(true) => {}
+                    Ok(false) => missing.push(key),
+                    Err(e) => {
+                        store_errors.push(e);
+                        missing.push(key);
+                    }
                 }
                 after = r.get("id");
             }
@@ -382,7 +388,7 @@ pub async fn verify(State(state): State<AppState>) -> AppResult<Json<Value>> {
     Ok(Json(json!({
         "ok": ok,
         "tables": tables,
-        "photos": {"referenced": referenced, "missing": missing},
+        "photos": {"referenced": referenced, "missing": missing, "storeErrors": store_errors},
         "logChains": {"ok": chains.ok(), "checked": chains.checked, "problems": chains.problems},
     })))
 }

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Body;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -462,7 +461,7 @@ pub async fn photo(
     if row.get::<i64, _>("owner_id") != user.id && !user.is_staff() {
         return Err(AppError::NotFound);
     }
-    let file = state
+    let body = state
         .photos
         .open_object(&row.get::<String, _>("object_key"))
         .await?;
@@ -472,7 +471,7 @@ pub async fn photo(
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "private, max-age=86400".to_string()),
         ],
-        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+        body,
     )
         .into_response())
 }
