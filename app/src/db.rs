@@ -252,3 +252,34 @@ pub fn ms_to_rfc3339(ms: i64) -> String {
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_connection_urls_are_redacted() {
+        assert_eq!(
+            redact("error connecting to postgres://app:s3cret@db:5432/fb: refused"),
+            "error connecting to postgres://***@db:5432/fb: refused"
+        );
+        assert_eq!(redact("no url here"), "no url here");
+    }
+
+    #[test]
+    fn database_urls_pick_the_backend() {
+        assert_eq!(normalize_url("postgres://h/db").0, Backend::Postgres);
+        assert_eq!(
+            normalize_url("/var/lib/fb.db"),
+            (Backend::Sqlite, "sqlite:///var/lib/fb.db?mode=rwc".into())
+        );
+        assert_eq!(normalize_url("sqlite::memory:").0, Backend::Sqlite);
+    }
+
+    #[test]
+    fn days_are_normalised_or_named_in_the_error() {
+        assert_eq!(parse_day("day", " 2024-05-01 ").unwrap(), "2024-05-01");
+        let err = parse_day("from", "05/01/2024").unwrap_err();
+        assert!(err.to_string().starts_with("from:"));
+    }
+}

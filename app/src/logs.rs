@@ -373,3 +373,18 @@ pub async fn verify_chains(db: &Db) -> sqlx::Result<ChainReport> {
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_hash_covers_previous_hash_and_content() {
+        let a = entry_hash(GENESIS, "auth", 1, "{\"event\":\"login\"}");
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, entry_hash(GENESIS, "auth", 1, "{\"event\":\"logout\"}"));
+        assert_ne!(a, entry_hash(&a, "auth", 1, "{\"event\":\"login\"}"));
+        assert_ne!(a, entry_hash(GENESIS, "access", 1, "{\"event\":\"login\"}"));
+        assert_ne!(a, entry_hash(GENESIS, "auth", 2, "{\"event\":\"login\"}"));
+    }
+}

@@ -308,3 +308,25 @@ impl PhotoStore {
         &self.root
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_content_address_keys_are_valid() {
+        let hash = "ab".repeat(32);
+        assert!(valid_key(&format!("sha256/ab/{hash}")));
+        assert!(!valid_key(&format!("sha256/cd/{hash}")));
+        assert!(!valid_key("sha256/ab/../../etc/passwd"));
+        assert!(!valid_key(&format!("sha256/AB/{}", "AB".repeat(32))));
+    }
+
+    #[test]
+    fn images_are_recognised_by_their_first_bytes() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\nrest"), Some("image/png"));
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("image/jpeg"));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
+        assert_eq!(sniff(b"<svg onload=alert(1)>"), None);
+    }
+}

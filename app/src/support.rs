@@ -252,3 +252,25 @@ pub async fn publish(db: &Db, content: &SupportContent) -> AppResult<bool> {
     tx.commit().await?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faq_search_matches_all_words_in_question_answer_or_tags() {
+        let content = SupportContent::default();
+        assert_eq!(content.search_faq("").len(), content.faq.len());
+        assert_eq!(content.search_faq("PHOTO record").len(), 1);
+        assert_eq!(content.search_faq("account").len(), 1);
+        assert!(content.search_faq("tractor").is_empty());
+    }
+
+    #[test]
+    fn defaults_are_valid_once_given_a_revision() {
+        let mut content = SupportContent::default();
+        assert!(content.validate().is_err());
+        content.revision = 1;
+        content.validate().unwrap();
+    }
+}

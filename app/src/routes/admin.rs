@@ -443,3 +443,16 @@ pub async fn logs(
         .await
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::nps_score;
+
+    #[test]
+    fn nps_is_promoters_minus_detractors_in_percent() {
+        assert_eq!(nps_score(&[]), None);
+        assert_eq!(nps_score(&[10, 9, 8, 7]), Some(50));
+        assert_eq!(nps_score(&[0, 6, 10]), Some(-33));
+        assert_eq!(nps_score(&[7, 8]), Some(0));
+    }
+}
