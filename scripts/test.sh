@@ -2,7 +2,8 @@
 # The test command of README.md, and what CI runs (.ci/run calls this script).
 #
 # On a fresh machine with only the Rust toolchain, Python 3 and gcc it installs what the tests
-# need — kubectl, PostgreSQL, Chromium + ChromeDriver (Debian packages) and aiosmtpd (PyPI) —
+# need — kubectl, PostgreSQL, Chromium + ChromeDriver, age, zstd, jq, sqlite3 (Debian packages),
+# aiosmtpd, moto and the aws CLI (PyPI) —
 # then checks formatting, lints, manifests, and runs every test in the workspace: unit tests,
 # tests against real PostgreSQL / SMTP / Chromium, and end-to-end tests that drive kubectl
 # against devcluster. Tests start the services they need themselves, on free loopback ports.
@@ -36,6 +37,9 @@ command -v kubectl >/dev/null || missing+=(kubernetes-client)
 have_postgres && command -v pg_dump >/dev/null || missing+=(postgresql postgresql-client)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+for tool in age zstd jq sqlite3; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     if ! command -v apt-get >/dev/null; then
@@ -44,11 +48,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     apt_install "${missing[@]}"
 fi
-if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
-    echo "installing: aiosmtpd (PyPI)"
-    python3 -m pip install --quiet --disable-pip-version-check aiosmtpd \
-        || apt_install python3-aiosmtpd
+pip_missing=()
+python3 -c 'import aiosmtpd' 2>/dev/null || pip_missing+=(aiosmtpd)
+command -v moto_server >/dev/null || pip_missing+=('moto[server]')
+command -v aws >/dev/null || pip_missing+=(awscli)
+if [ ${#pip_missing[@]} -gt 0 ]; then
+    echo "installing (PyPI): ${pip_missing[*]}"
+    python3 -m pip install --quiet --disable-pip-version-check "${pip_missing[@]}"
 fi
+# pip may install console scripts into a directory that is not on PATH yet.
+PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+export PATH
 echo "kubectl: $(kubectl version --client 2>/dev/null | head -n1)"
 echo "postgres: $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | head -n1)"
 echo "chromium: $(chromium --version 2>/dev/null || true)"
