@@ -193,6 +193,10 @@ async fn s3_server_gone_mid_upload_fails_cleanly_and_nothing_is_left_behind() {
             .is_empty()
     );
     let orphans = direct.list_uploads("").await.unwrap();
+    assert!(
+        !orphans.is_empty(),
+        "the run could not abort its upload while the server was away"
+    );
 
     // The server is back: the next retention pass aborts the orphan, the next run succeeds.
     proxy.restore();

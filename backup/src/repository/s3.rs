@@ -361,31 +361,50 @@ impl S3Repository {
         first: Bytes,
         body: &mut ByteReader,
     ) -> Result<u64> {
+        let part_size = self.config.part_size;
         let mut in_flight = FuturesUnordered::new();
         let mut done: Vec<CompletedPart> = Vec::new();
         let mut total = 0u64;
-        let mut next: Option<Bytes> = Some(first);
         let mut number = 0i32;
+        // `ready` is a whole part waiting for a free slot; `pending` fills with the next one
+        // while parts upload. Reading and uploading overlap, and memory stays below
+        // (max_parallel_parts + 1) parts plus what is being read.
+        let mut ready: Option<Bytes> = Some(first);
+        let mut pending = BytesMut::new();
+        let mut eof = false;
         loop {
-            // Start parts while there is data and room.
-            while in_flight.len() < self.config.max_parallel_parts {
-                let Some(data) = next.take() else { break };
-                if data.is_empty() {
-                    break;
-                }
+            if in_flight.len() < self.config.max_parallel_parts
+                && let Some(data) = ready.take()
+            {
                 number += 1;
                 total += data.len() as u64;
-                let last = data.len() < self.config.part_size;
                 in_flight.push(self.upload_one(key, full, upload_id, number, data));
-                if last {
-                    break;
-                }
-                let more = Self::read_part(body, self.config.part_size, key).await?;
-                next = Some(more);
             }
-            match in_flight.next().await {
-                Some(part) => done.push(part?),
-                None => break,
+            if ready.is_none() && (pending.len() >= part_size || (eof && !pending.is_empty())) {
+                ready = Some(pending.split().freeze());
+                continue;
+            }
+            if eof && ready.is_none() && in_flight.is_empty() {
+                break;
+            }
+            let can_read = !eof && ready.is_none();
+            if can_read && pending.capacity() == 0 {
+                pending.reserve(part_size);
+            }
+            let want = (part_size - pending.len()) as u64;
+            let mut limited = (&mut *body).take(want);
+            tokio::select! {
+                part = in_flight.next(), if !in_flight.is_empty() => {
+                    done.push(part.expect("a part was in flight")?);
+                }
+                // Cancel-safe: if an upload finishes first, nothing was read.
+                n = limited.read_buf(&mut pending), if can_read => {
+                    let n = n.map_err(|e| Error::repo("put", key, format!("reading the data: {e}")))?;
+                    if n == 0 {
+                        eof = true;
+                    }
+                }
+                else => return Err(Error::repo("put", key, "upload stalled (internal error)")),
             }
         }
         done.sort_by_key(|p| p.part_number());
