@@ -50,7 +50,7 @@ pub fn group_list(reg: &Registry) -> Value {
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, mut vs)| {
-            vs.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+            vs.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
             group_doc(&g, &vs)
         })
         .collect();
@@ -59,7 +59,7 @@ pub fn group_list(reg: &Registry) -> Value {
 
 pub fn group(reg: &Registry, group: &str) -> Option<Value> {
     let mut vs = reg.groups().remove(group)?;
-    vs.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+    vs.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
     Some(group_doc(group, &vs))
 }
 

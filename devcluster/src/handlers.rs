@@ -39,7 +39,7 @@ fn incoming(rt: &ResourceType, obj: Value) -> Value {
     }
 }
 
-fn header<'a>(req: &'a ResourceRequest, name: http::header::HeaderName) -> &'a str {
+fn header(req: &ResourceRequest, name: http::header::HeaderName) -> &str {
     req.headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -171,13 +171,25 @@ pub fn list(shared: &Shared, req: &ResourceRequest) -> ApiResult<Response> {
         Some(c) => Some(decode_continue(c)?),
         None => None,
     };
-    let store = shared.store.lock().expect("store lock");
-    let rv = store.current_rv();
-    let mut items = vec![];
+    // Only Arc clones happen under the lock; filtering and serialization happen outside it so a
+    // large list does not hold up writers.
+    let (rv, candidates) = {
+        let store = shared.store.lock().expect("store lock");
+        let objs = store.list(&rt.storage, req.namespace.as_deref(), after.as_ref());
+        (store.current_rv(), objs)
+    };
+    let api_version = rt.api_version();
+    let mut items: Vec<Arc<Value>> = vec![];
     let mut last_key = None;
     let mut more = false;
-    for obj in store.list(&rt.storage, req.namespace.as_deref(), after.as_ref()) {
-        let v = view(rt, &obj);
+    for obj in candidates {
+        let identity = rt.flavor != Flavor::EventsV1
+            && obj.get("apiVersion").and_then(Value::as_str) == Some(api_version.as_str());
+        let v = if identity {
+            obj
+        } else {
+            Arc::new(view(rt, &obj))
+        };
         if !labels.matches(&v) || !fields.matches(&v) {
             continue;
         }
@@ -185,25 +197,42 @@ pub fn list(shared: &Shared, req: &ResourceRequest) -> ApiResult<Response> {
             more = true;
             break;
         }
-        last_key = Some((
-            meta::namespace(&obj).to_string(),
-            meta::name(&obj).to_string(),
-        ));
+        last_key = Some((meta::namespace(&v).to_string(), meta::name(&v).to_string()));
         items.push(v);
     }
-    drop(store);
     let mut list_meta = json!({"resourceVersion": rv.to_string()});
     if more && let Some(k) = &last_key {
         list_meta["continue"] = json!(encode_continue(k));
     }
     if wants_table(req) {
+        let rows: Vec<Value> = items.iter().map(|v| (**v).clone()).collect();
         return Ok(json_response(
             StatusCode::OK,
-            &table::table(rt, &items, &include(req), list_meta),
+            &table::table(rt, &rows, &include(req), list_meta),
         ));
     }
-    let body = json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": list_meta, "items": items});
-    Ok(json_response(StatusCode::OK, &body))
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ListBody<'a> {
+        kind: String,
+        api_version: String,
+        metadata: Value,
+        items: Vec<&'a Value>,
+    }
+    let body = ListBody {
+        kind: rt.list_kind(),
+        api_version,
+        metadata: list_meta,
+        items: items.iter().map(|a| a.as_ref()).collect(),
+    };
+    let bytes = serde_json::to_vec(&body)
+        .map_err(|e| ApiError::new(500, "InternalError", e.to_string()))?;
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
 }
 
 pub fn watch(shared: &Arc<Shared>, req: ResourceRequest) -> Response {

@@ -129,7 +129,7 @@ impl DevCluster {
                 }
             })
         });
-        tracing::info!(%url, kubeconfig = %kubeconfig.display(), "devcluster serving");
+        tracing::info!(%url, kubeconfig = %kubeconfig.display(), "devcluster listening");
         Ok(DevCluster {
             addr,
             kubeconfig,

@@ -38,6 +38,11 @@ pub struct ResourceRequest {
     pub headers: HeaderMap,
 }
 
+/// `/api/v1/namespaces/<name>/status|finalize`: a Namespace subresource, not a namespaced path.
+fn is_namespace_subresource(group: &str, rest: &[&str]) -> bool {
+    group.is_empty() && rest.len() == 1 && matches!(rest[0], "status" | "finalize")
+}
+
 pub fn json_response(code: StatusCode, body: &Value) -> Response {
     let mut resp = (code, body.to_string()).into_response();
     resp.headers_mut().insert(
@@ -142,10 +147,7 @@ async fn dispatch(
         r => (false, r),
     };
     let (namespace, rest): (Option<&str>, &[&str]) = match rest {
-        ["namespaces", ns, r @ ..]
-            if !r.is_empty()
-                && !(group.is_empty() && r.len() == 1 && matches!(r[0], "status" | "finalize")) =>
-        {
+        ["namespaces", ns, r @ ..] if !r.is_empty() && !is_namespace_subresource(group, r) => {
             (Some(*ns), r)
         }
         r => (None, r),

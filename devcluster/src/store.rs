@@ -14,6 +14,9 @@ use tokio::sync::broadcast;
 /// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
 pub type Key = (String, String);
 
+/// An object's storage key and `(namespace, name)`.
+pub type ObjectRef = (String, Key);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
     Added,
@@ -186,7 +189,7 @@ impl Store {
 
     /// Removes an object for good. The DELETED event carries a fresh resourceVersion.
     /// Returns the uids of dependents that no longer have any live owner.
-    pub fn remove(&mut self, storage: &str, key: &Key) -> Option<(Arc<Value>, Vec<(String, Key)>)> {
+    pub fn remove(&mut self, storage: &str, key: &Key) -> Option<(Arc<Value>, Vec<ObjectRef>)> {
         let old = self.objects.get_mut(storage)?.remove(key)?;
         self.rv += 1;
         let mut gone = (*old).clone();

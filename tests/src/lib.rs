@@ -295,8 +295,8 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The `tend` binary next to this test binary, built first with `cargo build -p tend` so it is
-/// never stale (`TEND_BIN` overrides both).
+/// The `tend` binary next to this test binary, built first with
+/// `cargo build -p tend-e2e -p tend --bin tend` so it is never stale (`TEND_BIN` overrides).
 pub fn tend_binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
