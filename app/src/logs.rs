@@ -174,9 +174,10 @@ impl LogStore {
         }
     }
 
-    /// The cached chain heads; tests that rewrite rows reset them.
-    pub fn heads_for_tests(&self) -> tokio::sync::MutexGuard<'_, HashMap<Category, String>> {
-        self.heads.try_lock().expect("no append in progress")
+    /// Drops the cached chain heads so the next append reads them from the
+    /// database (after rows were rewritten outside this process, e.g. a restore).
+    pub async fn forget_heads(&self) {
+        self.heads.lock().await.clear();
     }
 
     /// Page of entries, newest first, for the admin viewer.
