@@ -22,14 +22,18 @@ die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
 
 command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) and retry"
 
-packages=(-p devcluster -p tend)
+say "building devcluster and tend (debug; the first build takes several minutes)"
+cargo build -p devcluster -p tend
 with_fieldbook=0
 if [[ -z "${TEND_DEV_NO_FIELDBOOK:-}" && -f app/Cargo.toml ]] && grep -q '^name = "fieldbook"' app/Cargo.toml; then
-  packages+=(-p fieldbook)
-  with_fieldbook=1
+  say "building fieldbook"
+  # fieldbook is optional for the stack: a failed build is reported, the rest still starts.
+  if cargo build -p fieldbook; then
+    with_fieldbook=1
+  else
+    echo "dev.sh: fieldbook did not build; starting without it (TEND_DEV_NO_FIELDBOOK=1 skips this step)" >&2
+  fi
 fi
-say "building ${packages[*]} (debug; the first build takes several minutes)"
-cargo build "${packages[@]}"
 
 mkdir -p "$dev/logs"
 if [[ -n "${TEND_DEV_FRESH:-}" ]]; then rm -rf "$dev/cluster"; fi
