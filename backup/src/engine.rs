@@ -217,10 +217,7 @@ async fn write_backup(job: &mut BackupJob, id: &str, started_at: Timestamp) -> R
         policy: loc.policy.clone(),
         trigger: job.trigger.clone(),
         started_at,
-        finished_at: job
-            .started_at
-            .map(|_| started_at)
-            .unwrap_or_else(Timestamp::now),
+        finished_at: Timestamp::now().max(started_at),
         tools,
         recipients: job.encryption.recipients(),
         parts,

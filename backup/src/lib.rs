@@ -1,34 +1,45 @@
 //! The backup engine of tend: streaming, encrypted, verifiable backups of a database, objects
 //! (photos) and config into a [`Repository`] (S3 or a local directory), and GFS retention.
 //!
-//! It knows nothing of Kubernetes: the BackupPolicy reconciler maps the spec onto the plain
-//! config types here and calls [`run_backup`], [`restore_points`], [`restore_part`] and
-//! [`apply_retention`]. The repository layout is documented in `docs/backup-repository.md`.
+//! It knows nothing of Kubernetes. The BackupPolicy reconciler maps the spec onto the plain
+//! types here and calls:
+//!
+//! - [`install_crypto_provider`] once at start-up (kube and the S3 client share rustls/ring);
+//! - [`S3Repository::new`] / [`LocalRepository::new`] for `spec.repository`;
+//! - [`Encryption::from_recipients`] (and [`Decryption::from_identities`] for restores);
+//! - [`run_backup`] with a [`BackupJob`] — its [`Progress`] shows bytes so far — which returns
+//!   the committed [`Manifest`] or an [`Error`] whose `metric_label()` and message go to
+//!   metrics and status;
+//! - [`restore_points`] for the status list and the current RPO;
+//! - [`apply_retention`] after each run (its report is `status.lastRetention`);
+//! - [`verify_backup`], [`restore_part`], [`restore_object`] for drills and restores.
+//!
+//! The repository layout is documented in `docs/backup-repository.md`.
 #![forbid(unsafe_code)]
 
+pub mod engine;
 mod error;
+pub mod manifest;
+pub mod objects;
+pub mod pipeline;
+pub mod postgres;
 pub mod repository;
+pub mod retention;
 
+pub use engine::{
+    BackupJob, ConfigSource, DatabaseSource, RestorePoint, load_manifest, remove_backup_parts,
+    restore_object, restore_part, restore_points, run_backup, verify_backup,
+};
 pub use error::{Error, Result};
+pub use manifest::{Manifest, PolicyLocation};
+pub use objects::ObjectsSource;
+pub use pipeline::{Compression, Decryption, Encryption, Progress};
+pub use postgres::{PostgresConnection, PostgresSource, PostgresTools};
 pub use repository::{
     ByteReader, LocalRepository, ObjectMeta, PendingUpload, Repository, S3Config, S3Credentials,
     S3Repository, install_crypto_provider,
 };
-pub mod pipeline;
-pub use pipeline::{Compression, Decryption, Encryption, Progress};
-pub mod manifest;
-pub use manifest::{Manifest, PolicyLocation};
-pub mod postgres;
-pub use postgres::{PostgresConnection, PostgresSource, PostgresTools};
-pub mod objects;
-pub use objects::ObjectsSource;
-pub mod engine;
-pub use engine::{
-    BackupJob, ConfigSource, DatabaseSource, RestorePoint, load_manifest, restore_object,
-    restore_part, restore_points, run_backup, verify_backup,
-};
-pub mod retention;
 pub use retention::{
-    RetentionOptions, RetentionPlan, RetentionReport, RetentionRules, apply_retention,
-    plan_retention,
+    Candidate, KeepReason, RetentionOptions, RetentionPlan, RetentionReport, RetentionRules,
+    apply_retention, plan_retention,
 };

@@ -649,3 +649,59 @@ impl Repository for S3Repository {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> S3Config {
+        let mut c = S3Config::new("backups", "us-east-1");
+        c.credentials = Some(S3Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "very-secret-value".into(),
+            session_token: Some("token-value".into()),
+        });
+        c
+    }
+
+    #[test]
+    fn crypto_provider_installs_once_and_again_harmlessly() {
+        install_crypto_provider();
+        install_crypto_provider();
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+    }
+
+    #[test]
+    fn debug_output_hides_credentials() {
+        let text = format!("{:?}", config());
+        assert!(text.contains("AKIDEXAMPLE"));
+        assert!(!text.contains("very-secret-value") && !text.contains("token-value"));
+        let repo = S3Repository::new(config()).unwrap();
+        assert!(!format!("{repo:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn invalid_settings_name_their_field() {
+        let mut c = config();
+        c.part_size = 1024;
+        let err = S3Repository::new(c).unwrap_err().to_string();
+        assert!(err.contains("s3.partSize"), "{err}");
+        let mut c = config();
+        c.endpoint = Some("minio:9000".into());
+        let err = S3Repository::new(c).unwrap_err().to_string();
+        assert!(err.contains("s3.endpoint"), "{err}");
+        let mut c = config();
+        c.bucket = "x".into();
+        let err = S3Repository::new(c).unwrap_err().to_string();
+        assert!(err.contains("s3.bucket"), "{err}");
+    }
+
+    #[test]
+    fn keys_are_placed_under_the_prefix() {
+        let mut c = config();
+        c.prefix = "/tend/prod/".into();
+        let repo = S3Repository::new(c).unwrap();
+        assert_eq!(repo.full_key("ns/p/x"), "tend/prod/ns/p/x");
+        assert_eq!(repo.relative("tend/prod/ns/p/x"), "ns/p/x");
+    }
+}
