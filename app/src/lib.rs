@@ -28,7 +28,10 @@ pub use config::AppConfig;
 pub use db::Db;
 pub use state::AppState;
 
-use routes::{account, admin, farm, health, help, inquiries, ops, records, status};
+use routes::{
+    account, admin, admin_audit, farm, feedback, health, help, inquiries, ops, record_edit,
+    records, status,
+};
 
 pub fn app(state: AppState) -> Router {
     let upload_limit = state.config.upload_limit_bytes + 64 * 1024;
@@ -66,12 +69,12 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/records",
             get(records::list)
-                .post(records::create)
+                .post(record_edit::create)
                 .layer(DefaultBodyLimit::max(upload_limit)),
         )
-        .route("/records/{id}/delete", post(records::delete))
-        .route("/photos/{id}", get(records::photo))
-        .route("/nps", post(records::nps))
+        .route("/records/{id}/delete", post(record_edit::delete))
+        .route("/photos/{id}", get(record_edit::photo))
+        .route("/nps", post(record_edit::nps))
         .route("/help", get(help::page))
         .route("/help/faq.json", get(help::faq_json))
         .route("/support", get(inquiries::page))
@@ -89,7 +92,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/feedback",
-            get(inquiries::feedback_page).post(inquiries::feedback),
+            get(feedback::feedback_page).post(feedback::feedback),
         )
         .route("/status", get(status::page))
         .route("/api/status/summary.json", get(status::summary))
@@ -99,10 +102,10 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/inquiries/{id}/reply", post(admin::reply))
         .route("/admin/inquiries/{id}/assign", post(admin::assign))
         .route("/admin/inquiries/{id}/close", post(admin::close))
-        .route("/admin/feedback", get(admin::feedback))
-        .route("/admin/users", get(admin::users))
-        .route("/admin/users/{id}/role", post(admin::set_role))
-        .route("/admin/logs", get(admin::logs))
+        .route("/admin/feedback", get(admin_audit::feedback))
+        .route("/admin/users", get(admin_audit::users))
+        .route("/admin/users/{id}/role", post(admin_audit::set_role))
+        .route("/admin/logs", get(admin_audit::logs))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -1,10 +1,9 @@
 //! The support flow seen by users: inquiry form → stored → automatic
-//! acknowledgement (on the page and by e-mail) → history with staff answers;
-//! plus bug-report and feature-request forms.
+//! acknowledgement (on the page and by e-mail) → history with staff answers.
 
 use std::collections::HashMap;
 
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -340,94 +339,6 @@ pub async fn reply(
         .audit(Category::Operation, json!({"actor": user.id, "action": "inquiry.user_reply", "after": {"inquiry_id": inquiry_id}}))
         .await;
     Ok(Redirect::to(&format!("/support/inquiries/{inquiry_id}")).into_response())
-}
-
-#[derive(Deserialize, Default)]
-pub struct KindQuery {
-    #[serde(default)]
-    kind: String,
-}
-
-fn feedback_kind(kind: &str) -> AppResult<&'static str> {
-    match kind {
-        "bug" => Ok("bug"),
-        "feature" => Ok("feature"),
-        _ => Err(AppError::field("kind", "must be bug or feature")),
-    }
-}
-
-pub async fn feedback_page(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    CurrentUser(_): CurrentUser,
-    Query(q): Query<KindQuery>,
-) -> AppResult<Response> {
-    let kind = feedback_kind(if q.kind.is_empty() { "bug" } else { &q.kind })?;
-    let (title, hint) = if kind == "bug" {
-        (
-            "Report a bug",
-            "What did you do, what did you expect, and what happened instead?",
-        )
-    } else {
-        (
-            "Request a feature",
-            "What would you like fieldbook to do, and why would it help your work?",
-        )
-    };
-    let body = html! {
-        form.card method="post" action="/feedback" {
-            (csrf_field(&ctx))
-            input type="hidden" name="kind" value=(kind);
-            label for="fb-title" { "Title" }
-            input #fb-title name="title" required maxlength="200";
-            label for="fb-body" { "Details" }
-            p.muted { (hint) }
-            textarea #fb-body name="body" required maxlength="10000" {}
-            button type="submit" { "Send" }
-        }
-    };
-    Ok(render(&state, &ctx, title, body).await.into_response())
-}
-
-#[derive(Deserialize)]
-pub struct FeedbackForm {
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    title: String,
-    #[serde(default)]
-    body: String,
-}
-
-pub async fn feedback(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    CurrentUser(user): CurrentUser,
-    CsrfForm(form): CsrfForm<FeedbackForm>,
-) -> AppResult<Response> {
-    let kind = feedback_kind(&form.kind)?;
-    let title = text("title", &form.title, 1, 200)?;
-    let body = text("body", &form.body, 1, 10_000)?;
-    let row = state
-        .db
-        .one(
-            &state.db.pool,
-            sqlx::query("INSERT INTO feedback (user_id, kind, title, body, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
-                .bind(user.id)
-                .bind(kind)
-                .bind(title)
-                .bind(body)
-                .bind(now_ms()),
-        )
-        .await?;
-    let feedback_id: i64 = row.get("id");
-    state
-        .audit(Category::Operation, json!({"actor": user.id, "action": "feedback.create", "after": {"feedback_id": feedback_id, "kind": kind}}))
-        .await;
-    let page = html! { p.notice role="status" { "Thank you! Your " (kind) " report was received as #" (feedback_id) "." } };
-    Ok(render(&state, &ctx, "Thank you", page)
-        .await
-        .into_response())
 }
 
 /// The screenshot attached to an inquiry, for its author and for staff.
