@@ -52,11 +52,8 @@ fn decode_body(req: &ResourceRequest, body: &[u8]) -> ApiResult<Value> {
     }
     let ct = header(req, http::header::CONTENT_TYPE);
     if ct.contains("protobuf") {
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            "devcluster speaks JSON and YAML only",
-        ));
+        return crate::protobuf::decode(body)
+            .map_err(|m| ApiError::new(415, "UnsupportedMediaType", m));
     }
     match serde_json::from_slice(body) {
         Ok(v) => Ok(v),

@@ -20,6 +20,7 @@ mod openapi;
 mod ops;
 mod patch;
 mod persist;
+mod protobuf;
 mod registry;
 mod selectors;
 mod server;

@@ -185,6 +185,7 @@ pub fn create(
             crd::set_established(&mut obj);
         }
         Flavor::CoreEvent | Flavor::EventsV1 => obj = events::normalize_core(obj),
+        Flavor::Secret => normalize_secret(&mut obj),
         _ => {}
     }
     let warnings = admit(rt, &mut obj, None, opts)?;
@@ -296,6 +297,7 @@ pub fn update(
             }
         }
         Flavor::CoreEvent | Flavor::EventsV1 => obj = events::normalize_core(obj),
+        Flavor::Secret => normalize_secret(&mut obj),
         _ => {}
     }
     let warnings = admit(rt, &mut obj, Some(&old), opts)?;
@@ -319,6 +321,30 @@ pub fn update(
         sweep_namespaces(store);
     }
     Ok(Written { object, warnings })
+}
+
+/// As the API server does: `stringData` is merged into `data` (base64) and never stored, and a
+/// Secret without a type is `Opaque`.
+fn normalize_secret(obj: &mut Value) {
+    use base64::Engine;
+    let Some(m) = obj.as_object_mut() else { return };
+    if let Some(Value::Object(plain)) = m.remove("stringData") {
+        let data = m.entry("data").or_insert_with(|| json!({}));
+        if !data.is_object() {
+            *data = json!({});
+        }
+        for (k, v) in plain {
+            let text = v.as_str().unwrap_or_default().to_string();
+            data[k.as_str()] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+        }
+    }
+    if m.get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        m.insert("type".into(), json!("Opaque"));
+    }
 }
 
 fn rt_storage_of_crd(crd: &Value) -> String {

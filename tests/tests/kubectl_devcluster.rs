@@ -347,3 +347,58 @@ async fn deleting_a_namespace_removes_its_contents() -> anyhow::Result<()> {
     assert!(err.unwrap_err().to_string().contains("not found"));
     Ok(())
 }
+
+#[tokio::test]
+async fn kubectl_create_builtins_and_secret_string_data_becomes_data() -> anyhow::Result<()> {
+    let c = TestCluster::start().await?;
+    // kubectl's typed clients send these as protobuf.
+    c.kubectl(&["create", "namespace", "made"]).await?;
+    c.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "s1",
+        "-n",
+        "made",
+        "--from-literal=token=abc",
+    ])
+    .await?;
+    c.kubectl(&[
+        "create",
+        "configmap",
+        "c1",
+        "-n",
+        "made",
+        "--from-literal=k=v",
+    ])
+    .await?;
+    let token = c
+        .kubectl(&[
+            "get",
+            "secret",
+            "s1",
+            "-n",
+            "made",
+            "-o",
+            "jsonpath={.data.token}",
+        ])
+        .await?;
+    assert_eq!(token, "YWJj");
+    let yaml = "apiVersion: v1\nkind: Secret\nmetadata: {name: s2, namespace: made}\nstringData: {password: hunter2}\n";
+    c.apply_yaml(&[], yaml).await?;
+    let s2: serde_json::Value = serde_json::from_str(
+        &c.kubectl(&["get", "secret", "s2", "-n", "made", "-o", "json"])
+            .await?,
+    )?;
+    assert_eq!(s2["data"]["password"], "aHVudGVyMg==");
+    assert_eq!(s2["type"], "Opaque");
+    assert!(s2.get("stringData").is_none());
+    let table = c
+        .kubectl(&["get", "secrets,configmaps", "-n", "made"])
+        .await?;
+    assert!(
+        table.contains("secret/s1") && table.contains("configmap/c1"),
+        "{table}"
+    );
+    Ok(())
+}
