@@ -229,14 +229,12 @@ async fn scenario() {
     });
 
     let port = free_port();
-    let mut driver = ChildGuard(
-        Command::new(driver_bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
+    let mut command = Command::new(driver_bin);
+    command
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut driver = ChildGuard::spawn(&mut command, "chromedriver");
     wait_for_port(port, &mut driver, "chromedriver", Duration::from_secs(60)).await;
     let profile = tempfile::tempdir().unwrap();
     let session = http(

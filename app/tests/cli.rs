@@ -17,7 +17,7 @@ async fn serve_starts_from_the_readme_command_line_with_a_bootstrap_admin() {
     std::fs::write(dir.path().join("ops-token"), "dev-ops-token-change-me\n").unwrap();
     std::fs::write(dir.path().join("admin-password"), "first admin password\n").unwrap();
     let port = free_port();
-    let mut server = ChildGuard(
+    let mut server = ChildGuard::spawn(
         Command::new(BIN)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--database-url")
@@ -34,9 +34,8 @@ async fn serve_starts_from_the_readme_command_line_with_a_bootstrap_admin() {
             .arg(dir.path().join("admin-password"))
             .arg("--quiet")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start fieldbook"),
+            .stderr(Stdio::piped()),
+        "cli service",
     );
     // Poll /readyz with a raw request until the server answers 200.
     let started = Instant::now();

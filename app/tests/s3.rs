@@ -31,12 +31,11 @@ fn moto_command(port: u16) -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn photos_are_stored_in_and_served_from_s3() {
     let port = free_port();
-    let mut server = ChildGuard(
+    let mut server = ChildGuard::spawn(
         moto_command(port)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start moto_server ({e}); {INSTALL}")),
+            .stderr(Stdio::null()),
+        "s3 service",
     );
     wait_for_port(port, &mut server, "moto_server", Duration::from_secs(90)).await;
     let s3 = S3Config {

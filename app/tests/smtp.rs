@@ -18,7 +18,7 @@ async fn inquiry_acknowledgement_is_emailed_through_smtp() {
     let python = python_with_aiosmtpd();
     let maildir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut sink = ChildGuard(
+    let mut sink = ChildGuard::spawn(
         Command::new(python)
             .args([
                 "-m",
@@ -32,9 +32,8 @@ async fn inquiry_acknowledgement_is_emailed_through_smtp() {
             // Maildir creates its tmp/new/cur only for a directory that does not exist yet.
             .arg(maildir.path().join("mail"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start aiosmtpd"),
+            .stderr(Stdio::null()),
+        "smtp service",
     );
     wait_for_port(port, &mut sink, "aiosmtpd", Duration::from_secs(60)).await;
     let app = TestApp::with_config(Backend::Sqlite, |c| {

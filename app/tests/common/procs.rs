@@ -1,13 +1,46 @@
 //! Child processes the tests start (SMTP sink, chromedriver): found or
 //! explained, waited for by polling, and killed when the guard drops.
 
-use std::process::{Child, Command};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A started service and everything it started (its own process group).
 pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// Starts `command` as the leader of a new process group, so the guard
+    /// can stop its children too (chromedriver's Chromium), and arms a
+    /// watchdog that stops the group if this test process dies without
+    /// unwinding (abort, SIGKILL).
+    pub fn spawn(command: &mut Command, what: &str) -> ChildGuard {
+        command.process_group(0);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let watchdog = format!(
+            "while kill -0 {me} 2>/dev/null && kill -0 {pgid} 2>/dev/null; do sleep 1; done; kill -KILL -- -{pgid} 2>/dev/null",
+            me = std::process::id(),
+            pgid = child.id()
+        );
+        let _ = Command::new("sh")
+            .args(["-c", &watchdog])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        ChildGuard(child)
+    }
+}
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
+        // The whole group when we made one; the child alone otherwise.
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
