@@ -294,7 +294,7 @@ where
     let state = Arc::new(Mutex::new(Digesting::default()));
     let encoder = {
         let clean_end = clean_end.clone();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             let mut writer = KeepOpen(pipe_in.compat_write());
             let result = encode(source, &mut writer, encryptor, compression).await;
             if result.is_ok() {
@@ -303,7 +303,7 @@ where
             // Dropping the writer ends the pipe: a clean end now only if the flag is set.
             drop(writer);
             result
-        })
+        }))
     };
     let tap = Tap {
         inner: pipe_out,
@@ -313,6 +313,7 @@ where
     };
     let put = repo.put(key, Box::pin(tap), None).await;
     let encoded = encoder
+        .join()
         .await
         .map_err(|e| Error::io("the encoder task", io::Error::other(e)))?;
     // The source's own failure is the root cause; report it before the repository's.
@@ -339,6 +340,22 @@ where
         stored_bytes,
         sha256: hex::encode(digest.hasher.finalize()),
     })
+}
+
+/// Aborts the encoder task when the run is dropped (a cancelled or killed run), so it does not
+/// linger holding the source (and, for pg_dump, the child process).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> std::result::Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What a restore expects of a stored part (from its manifest).

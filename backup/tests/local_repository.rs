@@ -452,3 +452,73 @@ async fn retention_deletes_expired_backups_unreferenced_blobs_and_leftovers() {
         .unwrap();
     assert_eq!(text, "running");
 }
+
+/// `data`, then never another byte: a source that hangs, so the run can be killed mid-way.
+struct HangingReader {
+    data: io::Cursor<Vec<u8>>,
+}
+
+impl AsyncRead for HangingReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let _ = Pin::new(&mut self.data).poll_read(cx, buf);
+        if buf.filled().len() == before {
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_backup_leaves_no_restore_point_and_retention_cleans_it() {
+    let (_dir, repo) = repo();
+    let keys = Keys::new();
+    let loc = PolicyLocation::new("shop", "nightly");
+    let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
+    job.database = Some(DatabaseSource::Sqlite {
+        name: "app".into(),
+        snapshot: Box::pin(HangingReader {
+            data: io::Cursor::new(pseudo_random(2 << 20, 5)),
+        }),
+    });
+    let progress = job.progress.clone();
+    let run = tokio::spawn(run_backup(job));
+    common::eventually("data to reach the repository", || {
+        progress.bytes() > 1 << 20
+    })
+    .await;
+    // The controller dies: the run's future is dropped where it stands.
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    assert!(
+        restore_points(repo.as_ref(), &loc)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(repo.list_uploads("").await.unwrap().len(), 1);
+
+    let report = apply_retention(
+        repo.as_ref(),
+        &loc,
+        &RetentionOptions {
+            rules: RetentionRules::default(),
+            verified: Default::default(),
+            now: Timestamp::now(),
+            grace: SignedDuration::ZERO,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.uploads_aborted, 1);
+    assert!(
+        all_files(repo.root()).is_empty(),
+        "{:?}",
+        all_files(repo.root())
+    );
+}

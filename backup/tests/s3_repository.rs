@@ -275,3 +275,45 @@ async fn s3_bucket_as_object_source_is_backed_up_incrementally() {
     .unwrap();
     assert_eq!(restored, b"edited");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_run_killed_mid_upload_leaves_an_upload_that_retention_aborts() {
+    let moto = Moto::start();
+    let repo = Arc::new(s3_repo(&moto.endpoint(), "backups", "").await);
+    let keys = Keys::new();
+    let loc = PolicyLocation::new("shop", "nightly");
+    let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
+    job.database = Some(DatabaseSource::Sqlite {
+        name: "app".into(),
+        snapshot: Box::pin(SlowSource::new(200 << 20, false)),
+    });
+    let progress = job.progress.clone();
+    let run = tokio::spawn(run_backup(job));
+    eventually("the upload to start", || progress.bytes() > 7 << 20).await;
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    assert!(
+        restore_points(repo.as_ref(), &loc)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let pending = repo.list_uploads("").await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+
+    let report = apply_retention(
+        repo.as_ref(),
+        &loc,
+        &RetentionOptions {
+            rules: RetentionRules::default(),
+            verified: Default::default(),
+            now: Timestamp::now(),
+            grace: SignedDuration::ZERO,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.uploads_aborted, 1);
+    assert!(repo.list_uploads("").await.unwrap().is_empty());
+    assert!(repo.list("").await.unwrap().is_empty());
+}

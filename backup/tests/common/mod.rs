@@ -69,9 +69,11 @@ impl Keys {
     }
 }
 
-/// `moto_server` on a free port.
+/// `moto_server` on a free port — or, when `TEND_TEST_S3_PORT` is set, an S3-compatible server
+/// the developer already runs on that loopback port (to run the same tests against another
+/// implementation; buckets are created as needed, state is not reset).
 pub struct Moto {
-    child: Child,
+    child: Option<Child>,
     pub port: u16,
 }
 
@@ -80,6 +82,12 @@ pub const S3_SECRET: &str = "testing-secret-key-do-not-log";
 
 impl Moto {
     pub fn start() -> Self {
+        if let Some(port) = std::env::var("TEND_TEST_S3_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+        {
+            return Self { child: None, port };
+        }
         Self::start_on(free_port())
     }
 
@@ -95,7 +103,10 @@ impl Moto {
             .spawn()
             .expect("start moto_server");
         wait_for_port(port, "moto_server");
-        Self { child, port }
+        Self {
+            child: Some(child),
+            port,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -103,8 +114,10 @@ impl Moto {
     }
 
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
