@@ -71,6 +71,11 @@ pub struct Ctx {
     pub user: Option<User>,
     pub csrf: String,
     pub session_token_hash: Option<String>,
+    /// The language pages are written in.
+    pub lang: crate::i18n::Lang,
+    /// Path and query of this page (for GET requests; `/` otherwise), where
+    /// the language switch returns to.
+    pub here: String,
 }
 
 pub fn random_token() -> String {
@@ -311,6 +316,8 @@ fn ctx(parts: &Parts) -> Ctx {
         user: None,
         csrf: String::new(),
         session_token_hash: None,
+        lang: crate::i18n::Lang::from_headers(&parts.headers),
+        here: "/".to_string(),
     })
 }
 

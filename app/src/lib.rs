@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod i18n;
 pub mod incidents;
 pub mod logs;
 pub mod mail;
@@ -64,6 +65,7 @@ pub fn app(state: AppState) -> Router {
         .route("/signup", get(account::signup_page).post(account::signup))
         .route("/login", get(account::login_page).post(account::login))
         .route("/logout", post(account::logout))
+        .route("/lang", get(account::set_language))
         .route("/fields", get(farm::page).post(farm::create_field))
         .route("/crops", post(farm::create_crop))
         .route(

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::auth::{self, Ctx};
 use crate::error::ErrorInfo;
+use crate::i18n::{EN, Lang};
 use crate::logs::Category;
 use crate::metrics::RouteLabels;
 use crate::state::AppState;
@@ -29,6 +30,7 @@ fn exempt_from_maintenance(path: &str) -> bool {
         "/status",
         "/api/status",
         "/static/",
+        "/lang",
     ]
     .iter()
     .any(|p| path.starts_with(p))
@@ -74,10 +76,16 @@ pub async fn request_context(
         Some(h) => auth::user_by_session(&state.db, h).await.ok().flatten(),
         None => None,
     };
+    let here = match (method == Method::GET, req.uri().path_and_query()) {
+        (true, Some(pq)) => pq.as_str().to_string(),
+        _ => "/".to_string(),
+    };
     let ctx = Ctx {
         user,
         csrf,
         session_token_hash,
+        lang: Lang::from_headers(req.headers()),
+        here,
     };
     req.extensions_mut().insert(ctx.clone());
 
@@ -101,7 +109,11 @@ pub async fn request_context(
         }
         if !speaks_json(&path) {
             let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
-            response = html_error(&state, &ctx, status, info, &method).await;
+            let secs = retry_after
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            response = html_error(&state, &ctx, status, info, &method, secs).await;
             if let Some(v) = retry_after {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
@@ -166,13 +178,14 @@ pub async fn render(state: &AppState, ctx: &Ctx, title: &str, body: maud::Markup
 }
 
 async fn maintenance_page(state: &AppState, ctx: &Ctx, message: &str) -> Response {
+    let t = ctx.lang.t();
     let body = maud::html! {
         div.maintenance role="status" { p { (message) } }
-        p { "fieldbook is under maintenance. Your data is safe; please come back shortly." }
+        p { (t.maintenance_body) }
     };
     let mut resp = (
         StatusCode::SERVICE_UNAVAILABLE,
-        render(state, ctx, "Maintenance", body).await,
+        render(state, ctx, t.maintenance_title, body).await,
     )
         .into_response();
     resp.headers_mut()
@@ -186,27 +199,56 @@ async fn html_error(
     status: StatusCode,
     info: &ErrorInfo,
     method: &Method,
+    retry_after: Option<u64>,
 ) -> Response {
     if status == StatusCode::UNAUTHORIZED && method == Method::GET {
         return Redirect::to("/login").into_response();
     }
+    let t = ctx.lang.t();
     let title = match status {
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::FORBIDDEN => "Not allowed",
-        StatusCode::UNAUTHORIZED => "Please sign in",
-        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
-        StatusCode::UNPROCESSABLE_ENTITY => "Please check the form",
-        _ => "Something went wrong",
+        StatusCode::NOT_FOUND => t.err_not_found_title,
+        StatusCode::FORBIDDEN => t.err_forbidden_title,
+        StatusCode::UNAUTHORIZED => t.err_sign_in_title,
+        StatusCode::TOO_MANY_REQUESTS => t.err_too_many_title,
+        StatusCode::UNPROCESSABLE_ENTITY => t.err_check_form_title,
+        _ => t.err_generic_title,
     };
-    // BadInput messages already start with the field name.
-    let message = info.message.clone();
+    let message = error_message(ctx.lang, info, retry_after);
     let mut resp = (
         status,
-        render(state, ctx, title, views::error_body(&message)).await,
+        render(state, ctx, title, views::error_body(ctx.lang, &message)).await,
     )
         .into_response();
     resp.extensions_mut().insert(info.clone());
     resp
+}
+
+/// The error's message in the page's language. Messages that carry
+/// operator-written text (maintenance, unknown conflicts) are shown as given.
+fn error_message(lang: Lang, info: &ErrorInfo, retry_after: Option<u64>) -> String {
+    let t = lang.t();
+    match info.code {
+        "bad_input" => {
+            let field = info.field.as_deref().unwrap_or("");
+            let detail = info
+                .message
+                .strip_prefix(field)
+                .and_then(|m| m.strip_prefix(": "))
+                .unwrap_or(&info.message);
+            lang.field_error(field, detail)
+        }
+        "rate_limited" => match retry_after {
+            Some(secs) => lang.retry_in(secs),
+            None => info.message.clone(),
+        },
+        "csrf" => t.err_csrf.to_string(),
+        "forbidden" => t.err_forbidden.to_string(),
+        "not_found" => t.err_not_found.to_string(),
+        "unauthenticated" => t.err_sign_in.to_string(),
+        "internal" => t.err_internal.to_string(),
+        "conflict" if info.message == EN.err_inquiry_closed => t.err_inquiry_closed.to_string(),
+        _ => info.message.clone(),
+    }
 }
 
 pub async fn static_css() -> impl IntoResponse {

@@ -24,7 +24,7 @@
           var a = document.createElement('p'); a.textContent = item.answer;
           li.appendChild(q); li.appendChild(a); results.appendChild(li);
         });
-        if (!items.length) { var li = document.createElement('li'); li.textContent = 'No answer found. Try the support page.'; results.appendChild(li); }
+        if (!items.length) { var li = document.createElement('li'); li.textContent = results.getAttribute('data-empty') || 'No answer found. Try the support page.'; results.appendChild(li); }
       }).catch(function () {});
   }
   document.addEventListener('keydown', function (ev) {

@@ -272,8 +272,9 @@ async fn scenario() {
     )
     .await;
 
-    // Sign in.
-    b.goto(&format!("{base}/login")).await;
+    // English pages (the scenario matches English text), chosen through
+    // the language switch, which returns to the sign-in page.
+    b.goto(&format!("{base}/lang?set=en&next=%2Flogin")).await;
     b.screenshot("login").await;
     b.type_into("#email", "hanako@example.com").await;
     b.type_into("#password", "correct horse battery").await;
@@ -392,6 +393,14 @@ async fn scenario() {
     b.goto(&format!("{base}/status")).await;
     b.wait_for_text("main", "We are looking into it.").await;
     b.screenshot("status").await;
+
+    // The language switch turns the same page Japanese.
+    b.goto(&format!("{base}/records")).await;
+    b.click("#lang-switch a[data-lang='ja']").await;
+    b.wait_for_text("header nav", "ログアウト").await;
+    b.wait_for_text("#records", "播種").await;
+    b.wait_for_text("#records", "年").await;
+    b.screenshot("records-ja").await;
 
     // Still bottom-right on a phone-sized window.
     b.cmd(

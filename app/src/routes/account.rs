@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
@@ -12,6 +12,7 @@ use sqlx::Row;
 
 use crate::auth::{self, CsrfForm, Ctx, Role};
 use crate::error::{AppError, AppResult};
+use crate::i18n::Lang;
 use crate::logs::Category;
 use crate::state::AppState;
 use crate::views::csrf_field;
@@ -29,22 +30,24 @@ pub async fn home(State(state): State<AppState>, ctx: Ctx) -> Response {
     if ctx.user.is_some() {
         return Redirect::to("/records").into_response();
     }
+    let t = ctx.lang.t();
     let body = html! {
-        p.lead { "Keep the story of every field: what you sowed, watered, fertilised, sprayed and harvested, with photos." }
-        p { a.button href="/signup" { "Create an account" } " " a href="/login" { "Sign in" } }
+        p.lead { (t.home_lead) }
+        p { a.button href="/signup" { (t.home_create) } " " a href="/login" { (t.sign_in) } }
     };
-    render(&state, &ctx, "Crop records for your farm", body)
+    render(&state, &ctx, t.home_title, body)
         .await
         .into_response()
 }
 
 fn credentials_form(ctx: &Ctx, action: &str, button: &str) -> maud::Markup {
+    let t = ctx.lang.t();
     html! {
         form method="post" action=(action) {
             (csrf_field(ctx))
-            label for="email" { "E-mail" }
+            label for="email" { (t.email) }
             input #email type="email" name="email" required autocomplete="email";
-            label for="password" { "Password" }
+            label for="password" { (t.password) }
             input #password type="password" name="password" required minlength="10"
                 autocomplete=(if action == "/signup" { "new-password" } else { "current-password" });
             button type="submit" { (button) }
@@ -53,21 +56,25 @@ fn credentials_form(ctx: &Ctx, action: &str, button: &str) -> maud::Markup {
 }
 
 pub async fn signup_page(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let t = ctx.lang.t();
     let body = html! {
-        (credentials_form(&ctx, "/signup", "Create account"))
-        p.muted { "Passwords need at least 10 characters." }
+        (credentials_form(&ctx, "/signup", t.signup_button))
+        p.muted { (t.password_hint) }
     };
-    render(&state, &ctx, "Create an account", body)
+    render(&state, &ctx, t.signup_title, body)
         .await
         .into_response()
 }
 
 pub async fn login_page(State(state): State<AppState>, ctx: Ctx) -> Response {
+    let t = ctx.lang.t();
     let body = html! {
-        (credentials_form(&ctx, "/login", "Sign in"))
-        p { "No account yet? " a href="/signup" { "Create one" } }
+        (credentials_form(&ctx, "/login", t.login_button))
+        p { (t.no_account) a href="/signup" { (t.create_one) } }
     };
-    render(&state, &ctx, "Sign in", body).await.into_response()
+    render(&state, &ctx, t.login_title, body)
+        .await
+        .into_response()
 }
 
 fn with_session_cookie(state: &AppState, token: &str, to: &str) -> Response {
@@ -190,6 +197,40 @@ pub async fn logout(
     }
     let mut resp = Redirect::to("/").into_response();
     if let Ok(v) = HeaderValue::from_str(&auth::clear_session_cookie(state.config.secure_cookies)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+pub struct LangChoice {
+    #[serde(default)]
+    set: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// The language switch: remembers the choice in the `lang` cookie and goes
+/// back to the page it came from. It changes nothing but that cookie, so a
+/// plain GET link is enough; the return target is always a path on this site.
+pub async fn set_language(
+    State(state): State<AppState>,
+    Query(choice): Query<LangChoice>,
+) -> AppResult<Response> {
+    let lang = Lang::parse(choice.set.trim())
+        .ok_or_else(|| AppError::field("lang", "must be ja or en"))?;
+    let mut resp = Redirect::to(crate::i18n::safe_return_path(&choice.next)).into_response();
+    let cookie = format!(
+        "{}={}; Path=/; Max-Age=31536000; SameSite=Lax{}",
+        crate::i18n::LANG_COOKIE,
+        lang.code(),
+        if state.config.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)

@@ -135,7 +135,7 @@ pub async fn inquiry(
         p { "From " (row.get::<String, _>("email")) " · " (row.get::<String, _>("category")) " · Status: " strong { (status) }
             " · Assignee: " (row.try_get::<Option<String>, _>("assignee").ok().flatten().unwrap_or_else(|| "nobody".into())) }
         @if row.try_get::<Option<String>, _>("screenshot_key").ok().flatten().is_some() { p { img.photo src={"/support/inquiries/" (inquiry_id) "/screenshot"} alt="Screenshot attached by the user"; } }
-        (history(&state, inquiry_id).await?)
+        (history(&state, ctx.lang, inquiry_id).await?)
         @if status != "closed" {
             form.card method="post" action={(base) "/reply"} {
                 (csrf_field(&ctx))

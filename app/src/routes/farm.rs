@@ -102,43 +102,44 @@ pub async fn page(
         )
         .await?;
     let crops = crop_choices(&state, user.id).await?;
+    let t = ctx.lang.t();
     let body = html! {
         div.grid {
             section.card {
-                h2 { "Your fields" }
-                @if fields.is_empty() { p.muted { "No fields yet. Add your first one." } }
+                h2 { (t.your_fields) }
+                @if fields.is_empty() { p.muted { (t.no_fields) } }
                 ul { @for f in &fields { li { strong { (f.get::<String, _>("name")) } " " span.muted { (f.get::<String, _>("location")) } } } }
                 form method="post" action="/fields" {
                     (csrf_field(&ctx))
-                    label for="field-name" { "Field name" }
+                    label for="field-name" { (t.field_name) }
                     input #field-name name="name" required maxlength="100";
-                    label for="field-location" { "Location (optional)" }
+                    label for="field-location" { (t.field_location) }
                     input #field-location name="location" maxlength="200";
-                    button type="submit" { "Add field" }
+                    button type="submit" { (t.add_field) }
                 }
             }
             section.card {
-                h2 { "Your crops" }
-                @if crops.is_empty() { p.muted { "No crops yet." } }
+                h2 { (t.your_crops) }
+                @if crops.is_empty() { p.muted { (t.no_crops) } }
                 ul { @for (_, label) in &crops { li { (label) } } }
                 @if !fields.is_empty() {
                     form method="post" action="/crops" {
                         (csrf_field(&ctx))
-                        label for="crop-field" { "Field" }
+                        label for="crop-field" { (t.field) }
                         select #crop-field name="field_id" required {
                             @for f in &fields { option value=(f.get::<i64, _>("id")) { (f.get::<String, _>("name")) } }
                         }
-                        label for="crop-name" { "Crop" }
-                        input #crop-name name="name" required maxlength="100" placeholder="e.g. Tomato";
-                        label for="crop-variety" { "Variety (optional)" }
+                        label for="crop-name" { (t.crop) }
+                        input #crop-name name="name" required maxlength="100" placeholder=(t.crop_placeholder);
+                        label for="crop-variety" { (t.variety_optional) }
                         input #crop-variety name="variety" maxlength="100";
-                        button type="submit" { "Add crop" }
+                        button type="submit" { (t.add_crop) }
                     }
                 }
             }
         }
     };
-    Ok(render(&state, &ctx, "Fields & crops", body)
+    Ok(render(&state, &ctx, t.fields_title, body)
         .await
         .into_response())
 }

@@ -37,27 +37,22 @@ pub async fn feedback_page(
     Query(q): Query<KindQuery>,
 ) -> AppResult<Response> {
     let kind = feedback_kind(if q.kind.is_empty() { "bug" } else { &q.kind })?;
+    let t = ctx.lang.t();
     let (title, hint) = if kind == "bug" {
-        (
-            "Report a bug",
-            "What did you do, what did you expect, and what happened instead?",
-        )
+        (t.bug_title, t.bug_hint)
     } else {
-        (
-            "Request a feature",
-            "What would you like fieldbook to do, and why would it help your work?",
-        )
+        (t.feature_title, t.feature_hint)
     };
     let body = html! {
         form.card method="post" action="/feedback" {
             (csrf_field(&ctx))
             input type="hidden" name="kind" value=(kind);
-            label for="fb-title" { "Title" }
+            label for="fb-title" { (t.feedback_title_label) }
             input #fb-title name="title" required maxlength="200";
-            label for="fb-body" { "Details" }
+            label for="fb-body" { (t.feedback_details) }
             p.muted { (hint) }
             textarea #fb-body name="body" required maxlength="10000" {}
-            button type="submit" { "Send" }
+            button type="submit" { (t.send) }
         }
     };
     Ok(render(&state, &ctx, title, body).await.into_response())
@@ -98,8 +93,8 @@ pub async fn feedback(
     state
         .audit(Category::Operation, json!({"actor": user.id, "action": "feedback.create", "after": {"feedback_id": feedback_id, "kind": kind}}))
         .await;
-    let page = html! { p.notice role="status" { "Thank you! Your " (kind) " report was received as #" (feedback_id) "." } };
-    Ok(render(&state, &ctx, "Thank you", page)
+    let page = html! { p.notice #feedback-received role="status" { (ctx.lang.feedback_received(kind, feedback_id)) } };
+    Ok(render(&state, &ctx, ctx.lang.t().thank_you, page)
         .await
         .into_response())
 }

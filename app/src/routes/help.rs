@@ -27,28 +27,31 @@ pub async fn page(
     let content = support::load(&state.db).await?;
     let q: String = query.q.chars().take(200).collect();
     let hits = content.search_faq(&q);
+    let t = ctx.lang.t();
     let body = html! {
         form.card method="get" action="/help" role="search" {
-            label for="faq-q" { "Search the FAQ" }
+            label for="faq-q" { (t.faq_search_label) }
             input #faq-q type="search" name="q" value=(q);
-            button type="submit" { "Search" }
+            button type="submit" { (t.search) }
         }
         section #faq {
-            h2 { "Frequently asked questions" }
-            @if hits.is_empty() { p { "No answer matches. " a href="/support" { "Ask support" } "." } }
+            h2 { (t.faq_title) }
+            @if hits.is_empty() { p { (t.faq_no_match) a href="/support" { (t.ask_support) } (t.sentence_end) } }
             @for f in &hits { details.card { summary { (f.question) } p { (f.answer) } } }
         }
         section #guides {
-            h2 { "Guides" }
+            h2 { (t.guides) }
             @for g in &content.guides { article.card { h3 { (g.title) } p { (g.body) } } }
         }
         section #troubleshooting {
-            h2 { "Troubleshooting" }
+            h2 { (t.troubleshooting) }
             @for t in &content.troubleshooting { article.card { h3 { (t.title) } p { (t.body) } } }
         }
-        p { "Still stuck? " a href="/support" { "Contact support" } "." }
+        p { (t.still_stuck) a href="/support" { (t.contact_support) } (t.sentence_end) }
     };
-    Ok(render(&state, &ctx, "Help", body).await.into_response())
+    Ok(render(&state, &ctx, t.help_title, body)
+        .await
+        .into_response())
 }
 
 pub async fn faq_json(

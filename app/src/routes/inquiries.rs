@@ -13,11 +13,12 @@ use sqlx::Row;
 use crate::auth::{CsrfForm, Ctx, CurrentUser, User, check_csrf};
 use crate::db::now_ms;
 use crate::error::{AppError, AppResult};
+use crate::i18n::Lang;
 use crate::logs::Category;
 use crate::routes::farm::text;
 use crate::state::AppState;
 use crate::support;
-use crate::views::{csrf_field, when};
+use crate::views::csrf_field;
 use crate::web::render;
 
 pub async fn page(
@@ -26,27 +27,30 @@ pub async fn page(
     CurrentUser(_): CurrentUser,
 ) -> AppResult<Response> {
     let content = support::load(&state.db).await?;
+    let t = ctx.lang.t();
     let body = html! {
-        p { "Before writing, the " a href="/help" { "help pages" } " may already have the answer." }
+        p { (t.help_first_before) a href="/help" { (t.help_first_link) } (t.help_first_after) }
         section.card {
-            h2 { "Send an inquiry" }
+            h2 { (t.send_inquiry) }
             form #inquiry-form method="post" action="/support/inquiries" enctype="multipart/form-data" {
                 (csrf_field(&ctx))
-                label for="category" { "Category" }
+                label for="category" { (t.category) }
                 select #category name="category" { @for c in &content.forms.inquiry_categories { option value=(c) { (c) } } }
-                label for="subject" { "Subject" }
+                label for="subject" { (t.subject) }
                 input #subject name="subject" required maxlength="200";
-                label for="message" { "Message" }
+                label for="message" { (t.message) }
                 textarea #message name="message" required maxlength="10000" {}
-                label for="screenshot" { "Screenshot (optional)" }
+                label for="screenshot" { (t.screenshot_optional) }
                 input #screenshot type="file" name="screenshot" accept="image/*";
-                button type="submit" { "Send inquiry" }
+                button type="submit" { (t.send_inquiry_button) }
             }
         }
-        p { a href="/support/inquiries" { "Your inquiries and answers" } }
-        p { a href="/feedback?kind=bug" { "Report a bug" } " · " a href="/feedback?kind=feature" { "Request a feature" } }
+        p { a href="/support/inquiries" { (t.your_inquiries_link) } }
+        p { a href="/feedback?kind=bug" { (t.report_bug) } " · " a href="/feedback?kind=feature" { (t.request_feature) } }
     };
-    Ok(render(&state, &ctx, "Support", body).await.into_response())
+    Ok(render(&state, &ctx, t.support_title, body)
+        .await
+        .into_response())
 }
 
 pub async fn create(
@@ -156,15 +160,16 @@ pub async fn create(
             }
         }
     }
+    let t = ctx.lang.t();
     let body = html! {
         div.card #acknowledgement role="status" {
             h2 { (content.auto_reply.subject) }
             p { (content.auto_reply.body) }
-            p.muted { "Inquiry number #" (inquiry_id) "." @if emailed { " A copy was sent to " (user.email) "." } }
+            p.muted { (ctx.lang.inquiry_number(inquiry_id)) @if emailed { (ctx.lang.copy_sent_to(&user.email)) } }
         }
-        p { a href={"/support/inquiries/" (inquiry_id)} { "Follow this inquiry" } }
+        p { a #follow-inquiry href={"/support/inquiries/" (inquiry_id)} { (t.follow_inquiry) } }
     };
-    Ok(render(&state, &ctx, "Inquiry received", body)
+    Ok(render(&state, &ctx, t.inquiry_received, body)
         .await
         .into_response())
 }
@@ -182,26 +187,29 @@ pub async fn mine(
                 .bind(user.id),
         )
         .await?;
+    let lang = ctx.lang;
+    let t = lang.t();
     let body = html! {
-        @if rows.is_empty() { p.muted { "You have not sent any inquiry yet." } }
+        @if rows.is_empty() { p.muted { (t.no_inquiries) } }
         table { tbody {
             @for r in &rows {
                 tr {
                     td { a href={"/support/inquiries/" (r.get::<i64, _>("id"))} { (r.get::<String, _>("subject")) } }
-                    td { (r.get::<String, _>("status")) }
-                    td { (when(r.get("created_at"))) }
+                    td { (lang.state_word(&r.get::<String, _>("status"))) }
+                    td { (lang.when(r.get("created_at"))) }
                 }
             }
         } }
-        p { a href="/support" { "New inquiry" } }
+        p { a href="/support" { (t.new_inquiry) } }
     };
-    Ok(render(&state, &ctx, "Your inquiries", body)
+    Ok(render(&state, &ctx, t.your_inquiries, body)
         .await
         .into_response())
 }
 
 /// The conversation of one inquiry, shared by the user's and the staff's page.
-pub async fn history(state: &AppState, inquiry_id: i64) -> AppResult<Markup> {
+pub async fn history(state: &AppState, lang: Lang, inquiry_id: i64) -> AppResult<Markup> {
+    let t = lang.t();
     let rows = state
         .db
         .all(
@@ -220,11 +228,11 @@ pub async fn history(state: &AppState, inquiry_id: i64) -> AppResult<Markup> {
                 li.card {
                     p.muted {
                         @match kind.as_str() {
-                            "staff" => { "Support team" }
-                            "auto-reply" => { "Automatic acknowledgement" }
+                            "staff" => { (t.support_team) }
+                            "auto-reply" => { (t.automatic_ack) }
                             _ => { (r.try_get::<Option<String>, _>("email").ok().flatten().unwrap_or_default()) }
                         }
-                        " · " (when(r.get("created_at")))
+                        " · " (lang.when(r.get("created_at")))
                     }
                     p { (r.get::<String, _>("body")) }
                 }
@@ -289,15 +297,17 @@ pub async fn detail(
         .await?
         .ok_or(AppError::NotFound)?;
     let status: String = row.get("status");
+    let lang = ctx.lang;
+    let t = lang.t();
     let body = html! {
-        p { "Category: " (row.get::<String, _>("category")) " · Status: " strong #inquiry-status { (status) } }
-        (history(&state, inquiry_id).await?)
+        p { (t.category_label) (row.get::<String, _>("category")) (t.status_label) strong #inquiry-status data-status=(status) { (lang.state_word(&status)) } }
+        (history(&state, lang, inquiry_id).await?)
         @if status != "closed" {
             form method="post" action={"/support/inquiries/" (inquiry_id) "/reply"} {
                 (csrf_field(&ctx))
-                label for="reply" { "Add a message" }
+                label for="reply" { (t.add_message) }
                 textarea #reply name="body" required maxlength="10000" {}
-                button type="submit" { "Send" }
+                button type="submit" { (t.send) }
             }
         }
     };

@@ -180,70 +180,72 @@ pub async fn list(
         .unwrap_or_default()
     );
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let lang = ctx.lang;
+    let t = lang.t();
     let body = html! {
         @if let Some(question) = nps {
             section.card #nps aria-labelledby="nps-title" {
-                h2 #nps-title { "Quick question" }
+                h2 #nps-title { (t.nps_title) }
                 form method="post" action="/nps" {
                     (csrf_field(&ctx))
-                    label for="nps-score" { (question) " (0 = not at all, 10 = extremely)" }
+                    label for="nps-score" { (question) (t.nps_scale) }
                     select #nps-score name="score" required { @for s in 0..=10 { option value=(s) { (s) } } }
-                    label for="nps-comment" { "Anything you want to tell us? (optional)" }
+                    label for="nps-comment" { (t.nps_comment) }
                     input #nps-comment name="comment" maxlength="1000";
-                    button type="submit" { "Send" }
+                    button type="submit" { (t.send) }
                 }
             }
         }
         details.card #new-record-box open[records.is_empty() || crops.is_empty()] {
-            summary { h2.inline { "New record" } }
+            summary { h2.inline { (t.new_record) } }
             @if crops.is_empty() {
-                p { "First " a href="/fields" { "add a field and a crop" } "." }
+                p { (t.need_crops_before) a href="/fields" { (t.need_crops_link) } (t.need_crops_after) }
             } @else {
                 form #new-record method="post" action="/records" enctype="multipart/form-data" {
                     (csrf_field(&ctx))
-                    label for="crop_id" { "Crop" }
+                    label for="crop_id" { (t.crop) }
                     select #crop_id name="crop_id" required { @for (id, label) in &crops { option value=(id) { (label) } } }
-                    label for="day" { "Date" }
+                    label for="day" { (t.date) }
                     input #day type="date" name="day" required value=(today);
-                    label for="kind" { "Work" }
-                    select #kind name="kind" { @for k in KINDS { option value=(k) { (k) } } }
-                    label for="quantity" { "Quantity (optional)" }
+                    label for="kind" { (t.work) }
+                    select #kind name="kind" { @for k in KINDS { option value=(k) { (lang.kind(k)) } } }
+                    label for="quantity" { (t.quantity_optional) }
                     input #quantity name="quantity" inputmode="decimal";
-                    label for="unit" { "Unit (optional)" }
-                    input #unit name="unit" maxlength="20" placeholder="kg, L, …";
-                    label for="notes" { "Notes" }
+                    label for="unit" { (t.unit_optional) }
+                    input #unit name="unit" maxlength="20" placeholder=(t.unit_placeholder);
+                    label for="notes" { (t.notes) }
                     textarea #notes name="notes" maxlength="5000" {}
-                    label for="photo" { "Photo (optional)" }
+                    label for="photo" { (t.photo_optional) }
                     input #photo type="file" name="photo" accept="image/*";
-                    button type="submit" { "Save record" }
+                    button type="submit" { (t.save_record) }
                 }
             }
         }
         section {
-            h2 { "Records" }
+            h2 { (t.records_title) }
             form.card method="get" action="/records" role="search" {
-                label for="s-crop" { "Crop" } input #s-crop name="crop" value=(filter.crop);
-                label for="s-from" { "From" } input #s-from type="date" name="from" value=(filter.from);
-                label for="s-to" { "To" } input #s-to type="date" name="to" value=(filter.to);
-                button type="submit" { "Search" }
+                label for="s-crop" { (t.crop) } input #s-crop name="crop" value=(filter.crop);
+                label for="s-from" { (t.search_from) } input #s-from type="date" name="from" value=(filter.from);
+                label for="s-to" { (t.search_to) } input #s-to type="date" name="to" value=(filter.to);
+                button type="submit" { (t.search) }
             }
-            @if records.is_empty() { p.muted { "No records found." } }
+            @if records.is_empty() { p.muted { (t.no_records) } }
             @else {
                 table #records {
-                    thead { tr { th { "Date" } th { "Crop" } th { "Work" } th { "Quantity" } th { "Notes" } th { "Photo" } th {} } }
+                    thead { tr { th { (t.date) } th { (t.crop) } th { (t.work) } th { (t.quantity) } th { (t.notes) } th { (t.photo) } th {} } }
                     tbody {
                         @for r in &records {
-                            tr {
-                                td { (r.day) }
+                            tr data-day=(r.day) data-kind=(r.kind) {
+                                td { (lang.day(&r.day)) }
                                 td { (r.crop) br; span.muted { (r.field) } }
-                                td { (r.kind) }
+                                td { (lang.kind(&r.kind)) }
                                 td { @if let Some(q) = r.quantity { (q) " " (r.unit) } }
                                 td { (r.notes) }
-                                td { @if let Some(p) = r.photo_id { img.photo src={"/photos/" (p)} alt={"Photo of " (r.crop) " on " (r.day)}; } }
+                                td { @if let Some(p) = r.photo_id { img.photo src={"/photos/" (p)} alt=(lang.photo_alt(&r.crop, &r.day)); } }
                                 td {
                                     form method="post" action={"/records/" (r.id) "/delete"} {
                                         (csrf_field(&ctx))
-                                        button.link type="submit" aria-label={"Delete record of " (r.day)} { "Delete" }
+                                        button.link type="submit" aria-label=(lang.delete_record_label(&r.day)) { (t.delete) }
                                     }
                                 }
                             }
@@ -251,8 +253,10 @@ pub async fn list(
                     }
                 }
             }
-            (pager(&base, filter.page, has_next))
+            (pager(lang, &base, filter.page, has_next))
         }
     };
-    Ok(render(&state, &ctx, "Records", body).await.into_response())
+    Ok(render(&state, &ctx, t.records_title, body)
+        .await
+        .into_response())
 }

@@ -9,33 +9,36 @@ use serde_json::{Value, json};
 use crate::auth::Ctx;
 use crate::db::ms_to_rfc3339;
 use crate::error::AppResult;
+use crate::i18n::Lang;
 use crate::incidents::{self, Incident};
 use crate::state::AppState;
-use crate::views::when;
 use crate::web::render;
 
 pub async fn page(State(state): State<AppState>, ctx: Ctx) -> AppResult<Response> {
     let all = incidents::list(&state.db, false, 50).await?;
     let (open, past): (Vec<&Incident>, Vec<&Incident>) =
         all.iter().partition(|i| i.resolved_at.is_none());
+    let lang = ctx.lang;
+    let t = lang.t();
     let body = html! {
-        @if open.is_empty() { p.notice #all-ok { "All systems operational." } }
-        @for i in &open { (incident_card(i)) }
-        h2 { "Past incidents" }
-        @if past.is_empty() { p.muted { "No incidents reported." } }
-        @for i in &past { (incident_card(i)) }
+        @if open.is_empty() { p.notice #all-ok { (t.all_ok) } }
+        @for i in &open { (incident_card(lang, i)) }
+        h2 { (t.past_incidents) }
+        @if past.is_empty() { p.muted { (t.no_incidents) } }
+        @for i in &past { (incident_card(lang, i)) }
     };
-    Ok(render(&state, &ctx, "Service status", body)
+    Ok(render(&state, &ctx, t.status_title, body)
         .await
         .into_response())
 }
 
-fn incident_card(i: &Incident) -> maud::Markup {
+fn incident_card(lang: Lang, i: &Incident) -> maud::Markup {
+    let t = lang.t();
     html! {
-        article.card {
+        article.card id={"incident-" (i.id)} {
             h3 { (i.name) }
-            p.muted { "Impact: " (i.impact) " · Status: " (i.status) " · Started " (when(i.created_at)) }
-            ul { @for u in &i.updates { li { strong { (u.status) } " — " (u.body) " " span.muted { "(" (when(u.created_at)) ")" } } } }
+            p.muted { (t.impact) (lang.state_word(&i.impact)) (t.incident_status) (lang.state_word(&i.status)) (t.started) (lang.when(i.created_at)) }
+            ul { @for u in &i.updates { li { strong { (lang.state_word(&u.status)) } " — " (u.body) " " span.muted { "(" (lang.when(u.created_at)) ")" } } } }
         }
     }
 }

@@ -73,6 +73,7 @@ impl TestApp {
         Client {
             router: self.router.clone(),
             cookies: HashMap::new(),
+            accept_language: Some("en".to_string()),
         }
     }
 
@@ -178,6 +179,9 @@ impl Reply {
 pub struct Client {
     pub router: Router,
     pub cookies: HashMap<String, String>,
+    /// Sent as `Accept-Language` unless the request has one. English by
+    /// default, so scenarios can match English text; `None` sends none.
+    pub accept_language: Option<String>,
 }
 
 impl Client {
@@ -193,7 +197,13 @@ impl Client {
             .join("; ")
     }
 
-    pub async fn send(&mut self, req: Request<Body>) -> Reply {
+    pub async fn send(&mut self, mut req: Request<Body>) -> Reply {
+        if let Some(lang) = &self.accept_language
+            && !req.headers().contains_key(header::ACCEPT_LANGUAGE)
+            && let Ok(v) = header::HeaderValue::from_str(lang)
+        {
+            req.headers_mut().insert(header::ACCEPT_LANGUAGE, v);
+        }
         let resp = self.router.clone().oneshot(req).await.expect("infallible");
         for v in resp.headers().get_all(header::SET_COOKIE) {
             let text = v.to_str().unwrap_or("");
