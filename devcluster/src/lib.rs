@@ -10,6 +10,7 @@
 mod admit;
 pub mod apply_files;
 mod crd;
+mod delete;
 mod discovery;
 mod events;
 mod handlers;
