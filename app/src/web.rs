@@ -124,6 +124,13 @@ pub async fn request_context(
     {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
+    if !speaks_json(&path) {
+        // Pages are written in the language of the cookie or Accept-Language.
+        response.headers_mut().append(
+            header::VARY,
+            HeaderValue::from_static("Accept-Language, Cookie"),
+        );
+    }
     response
         .headers_mut()
         .entry(header::X_CONTENT_TYPE_OPTIONS)

@@ -900,6 +900,7 @@ async fn language_switch_sets_the_cookie_and_never_leaves_the_site(backend: Back
         help.text
     );
     assert!(help.text.contains("id=\"lang-switch\"") && help.text.contains("English"));
+    assert_eq!(help.headers["vary"], "Accept-Language, Cookie");
 
     let r = c.get("/lang?set=en&next=%2Fhelp%3Fq%3Dphoto").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
