@@ -1,0 +1,158 @@
+//! The `tend` controller as a child process of the tests: building it, starting it against a
+//! test cluster, scraping its metrics, and applying the tend CRDs and examples it works on.
+
+use crate::{TestCluster, process, repo_root};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for child processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The `tend` binary next to this test binary, built first with
+/// `cargo build -p tend-e2e -p tend --bin tend` so it is never stale (`TEND_BIN` overrides).
+pub fn tend_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Ok(p) = std::env::var("TEND_BIN") {
+                return PathBuf::from(p);
+            }
+            let exe = std::env::current_exe().expect("test binary path");
+            // <target>/<profile>/deps/<test> → <target>/<profile>/tend
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target profile dir")
+                .to_path_buf();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.current_dir(repo_root())
+                .args(["build", "-p", "tend", "--bin", "tend"]);
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            if let Some(target) = profile_dir.parent() {
+                cmd.env("CARGO_TARGET_DIR", target);
+            }
+            let status = cmd.status().expect("running cargo build -p tend");
+            assert!(status.success(), "cargo build -p tend failed");
+            profile_dir.join("tend")
+        })
+        .clone()
+}
+
+/// A running `tend run` process.
+pub struct Tend {
+    pub proc: process::Proc,
+    pub metrics_port: u16,
+    pub identity: String,
+}
+
+impl Tend {
+    /// `GET /metrics` from this replica (empty on error).
+    pub async fn metrics(&self) -> String {
+        let url = format!("127.0.0.1:{}", self.metrics_port);
+        tokio::task::spawn_blocking(move || http_get(&url, "/metrics").unwrap_or_default())
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The value of a metric line that starts with `prefix` (summed over matching lines).
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum()
+    }
+}
+
+/// A tiny HTTP/1.0 GET, to avoid an HTTP client dependency for metrics scraping.
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default())
+}
+
+impl TestCluster {
+    /// Starts `tend run` against this cluster with leader election in `tend-system`.
+    pub async fn start_tend(&self, identity: &str) -> anyhow::Result<Tend> {
+        self.apply_yaml(
+            &[],
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tend-system\n",
+        )
+        .await?;
+        let metrics_port = free_port();
+        let mut cmd = Command::new(tend_binary());
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .args([
+                "run",
+                "--metrics-addr",
+                &format!("127.0.0.1:{metrics_port}"),
+            ])
+            .args([
+                "--lease-namespace",
+                "tend-system",
+                "--identity",
+                identity,
+                "--log-format",
+                "text",
+            ]);
+        let log = self.dir.path().join(format!("tend-{identity}.log"));
+        let proc = process::Proc::spawn(cmd, &log)?;
+        Ok(Tend {
+            proc,
+            metrics_port,
+            identity: identity.to_string(),
+        })
+    }
+
+    /// Applies the tend CRDs, the dev secrets and the examples with kubectl.
+    pub async fn apply_tend_examples(&self, extra: &[&str]) -> anyhow::Result<()> {
+        let root = repo_root();
+        let p = |s: &str| root.join(s).to_string_lossy().into_owned();
+        let mut args = vec!["apply".to_string(), "-f".into(), p("manifests/crds")];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.kubectl(&a).await?;
+        for crd in [
+            "backuppolicies",
+            "restorerequests",
+            "alertrules",
+            "escalationpolicies",
+            "incidentrecords",
+            "supportchannels",
+            "logpolicies",
+        ] {
+            self.kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                &format!("crd/{crd}.tend.dev"),
+                "--timeout=60s",
+            ])
+            .await?;
+        }
+        for dir in ["examples", "examples/dev-secrets"] {
+            let mut args = vec!["apply".to_string(), "-f".into(), p(dir)];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            self.kubectl(&a).await?;
+        }
+        Ok(())
+    }
+}
