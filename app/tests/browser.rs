@@ -216,7 +216,6 @@ async fn scenario() {
         .unwrap_or_else(|| panic!("chromium not found; install it with: {PACKAGES}"));
 
     let app = TestApp::new(Backend::Sqlite).await;
-    drop(app.user("hanako@example.com", Role::User).await);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = app.router.clone();
@@ -273,8 +272,16 @@ async fn scenario() {
     .await;
 
     // English pages (the scenario matches English text), chosen through
-    // the language switch, which returns to the sign-in page.
-    b.goto(&format!("{base}/lang?set=en&next=%2Flogin")).await;
+    // the language switch, which returns to the sign-up page. A new farmer
+    // signs up, signs out, and signs in again.
+    b.goto(&format!("{base}/lang?set=en&next=%2Fsignup")).await;
+    b.screenshot("signup").await;
+    b.type_into("#email", "hanako@example.com").await;
+    b.type_into("#password", "correct horse battery").await;
+    b.click("main form button[type=submit]").await;
+    b.wait_for_text("header nav", "Sign out").await;
+    b.click("#signout button").await;
+    b.goto(&format!("{base}/login")).await;
     b.screenshot("login").await;
     b.type_into("#email", "hanako@example.com").await;
     b.type_into("#password", "correct horse battery").await;
