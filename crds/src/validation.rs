@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::alert_rule::{AlertRuleSpec, AlertState};
+use crate::alert_rule::AlertRuleSpec;
 use crate::backup_policy::BackupPolicySpec;
 use crate::cron::Schedule;
 use crate::escalation_policy::EscalationPolicySpec;
@@ -135,14 +135,12 @@ impl Validate for BackupPolicySpec {
                     "drills need the age identity to decrypt backups",
                 );
             }
-            if let Some(pg) = self
+            let database_is_postgres = self
                 .targets
                 .database
                 .as_ref()
-                .and_then(|d| d.postgres.as_ref())
-                && drill.scratch.postgres.is_none()
-            {
-                let _ = pg;
+                .is_some_and(|d| d.postgres.is_some());
+            if database_is_postgres && drill.scratch.postgres.is_none() {
                 e.push(
                     "spec.drill.scratch.postgres",
                     "the database target is PostgreSQL: a drill needs a scratch PostgreSQL server",
@@ -408,14 +406,5 @@ impl Validate for LogPolicySpec {
             }
         }
         e.0
-    }
-}
-
-/// Keeps `AlertState` referenced from this module so status code and validation agree on the
-/// catch-all; the controller treats an unknown stored state as `Inactive`.
-pub fn alert_state_or_inactive(state: Option<AlertState>) -> AlertState {
-    match state {
-        None | Some(AlertState::Unknown) => AlertState::Inactive,
-        Some(s) => s,
     }
 }
