@@ -83,8 +83,12 @@ const RESYNC: Duration = Duration::from_secs(300);
 
 /// Reconciles one object.
 pub async fn reconcile<K: TendKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
+    timed_reconcile(obj.as_ref(), ctx.as_ref()).await
+}
+
+async fn timed_reconcile<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> {
     let started = Instant::now();
-    let result = reconcile_inner(obj.as_ref(), ctx.as_ref()).await;
+    let result = reconcile_inner(obj, ctx).await;
     ctx.metrics.observe_reconcile(K::KIND, started.elapsed());
     result
 }
@@ -97,7 +101,7 @@ pub async fn reconcile_guarded<K: TendKind>(
     ctx: Arc<Context>,
 ) -> Result<Action> {
     match &obj.0 {
-        Ok(object) => reconcile(Arc::new(object.clone()), ctx).await,
+        Ok(object) => timed_reconcile(object, &ctx).await,
         Err(invalid) => report_unreadable::<K>(invalid, &ctx).await,
     }
 }

@@ -2,6 +2,7 @@
 //! Secrets are read one by one with `get` — tend never lists or watches Secrets — and their
 //! values are never logged, copied into status, or put in messages: only names and key names.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -55,18 +56,23 @@ impl fmt::Display for ReferenceProblem {
     }
 }
 
-/// Checks every reference in order and returns the first problem.
+/// Checks every reference in order and returns the first problem. A Secret named by several
+/// fields (one SMTP Secret for many routes) is read once.
 pub async fn resolve(
     client: &Client,
     namespace: &str,
     references: &[Reference],
 ) -> Result<Option<ReferenceProblem>> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let mut read: HashMap<&str, Option<Secret>> = HashMap::new();
     for reference in references {
         let field = reference.field.clone();
         match &reference.target {
             Target::Secret { name, keys } => {
-                let Some(secret) = secrets.get_opt(name).await? else {
+                if !read.contains_key(name.as_str()) {
+                    read.insert(name, secrets.get_opt(name).await?);
+                }
+                let Some(secret) = &read[name.as_str()] else {
                     return Ok(Some(ReferenceProblem::SecretNotFound {
                         field,
                         name: name.clone(),
