@@ -15,6 +15,7 @@ pub mod mail;
 pub mod metrics;
 pub mod photos;
 pub mod routes;
+pub mod settings;
 pub mod state;
 pub mod support;
 pub mod views;
@@ -54,6 +55,7 @@ pub fn app(state: AppState) -> Router {
             "/maintenance",
             get(ops::get_maintenance).put(ops::set_maintenance),
         )
+        .route("/settings", get(ops::get_settings).put(ops::put_settings))
         .route("/verify", get(ops::verify))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -20,6 +20,7 @@ use crate::db::{Backend, TABLES, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::incidents::{self, IncidentChange, NewIncident};
 use crate::logs::{self, Category};
+use crate::settings::{self, SettingsDocument};
 use crate::state::{AppState, MAINTENANCE_SETTING};
 use crate::support::{self, SupportContent};
 
@@ -315,17 +316,7 @@ pub async fn set_maintenance(
     State(state): State<AppState>,
     OpsJson(req): OpsJson<MaintenanceRequest>,
 ) -> AppResult<Json<Value>> {
-    let message = if req.enabled {
-        let m = req
-            .message
-            .unwrap_or_else(|| "Scheduled maintenance is in progress.".to_string());
-        if m.trim().is_empty() || m.chars().count() > 500 {
-            return Err(AppError::field("message", "must be 1 to 500 characters"));
-        }
-        Some(m)
-    } else {
-        None
-    };
+    let message = settings::maintenance_message(req.enabled, req.message, "message")?;
     match &message {
         Some(m) => state.db.set_setting(MAINTENANCE_SETTING, m).await?,
         None => {
@@ -343,6 +334,28 @@ pub async fn set_maintenance(
     Ok(Json(
         json!({"enabled": message.is_some(), "message": message}),
     ))
+}
+
+pub async fn get_settings(State(state): State<AppState>) -> AppResult<Json<SettingsDocument>> {
+    Ok(Json(settings::export(&state.db).await?))
+}
+
+/// Re-applies an exported settings document in one transaction. The body is
+/// parsed here rather than by `OpsJson` so an unknown `format` is refused as
+/// such before the shape of its contents is judged.
+pub async fn put_settings(State(state): State<AppState>, body: Bytes) -> AppResult<Json<Value>> {
+    let doc = settings::parse(&body)?;
+    let applied = settings::apply(&state.db, &doc).await?;
+    *state.maintenance.write().unwrap_or_else(|p| p.into_inner()) = applied.maintenance.clone();
+    if !applied.changed.is_empty() {
+        ops_audit(
+            &state,
+            "settings.import",
+            json!({"changed": applied.changed, "fromVersion": doc.version}),
+        )
+        .await;
+    }
+    Ok(Json(json!({"changed": applied.changed})))
 }
 
 pub async fn verify(State(state): State<AppState>) -> AppResult<Json<Value>> {
