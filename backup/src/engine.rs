@@ -58,6 +58,9 @@ pub struct BackupJob {
     pub progress: Progress,
     /// The run's start time; `None` means now. Injected by tests.
     pub started_at: Option<Timestamp>,
+    /// The backup id; `None` derives one from the start time. The controller chooses it so it
+    /// can record the run (and clean up after a crash) before any byte is written.
+    pub id: Option<String>,
 }
 
 impl BackupJob {
@@ -77,6 +80,7 @@ impl BackupJob {
             zstd_level: 3,
             progress: Progress::default(),
             started_at: None,
+            id: None,
         }
     }
 }
@@ -85,7 +89,7 @@ impl BackupJob {
 /// point. On failure nothing of this run is a restore point.
 pub async fn run_backup(mut job: BackupJob) -> Result<Manifest> {
     let started_at = job.started_at.unwrap_or_else(Timestamp::now);
-    let id = new_backup_id(started_at);
+    let id = job.id.take().unwrap_or_else(|| new_backup_id(started_at));
     let repo = job.repository.clone();
     let location = job.location.clone();
     let result = write_backup(&mut job, &id, started_at).await;

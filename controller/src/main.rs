@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tend::backup::BackupSettings;
+use tend::context::Clock;
 use tend::leader::LeaseConfig;
 use tend::run::{RunConfig, default_identity, run};
+use tend_backup::PostgresTools;
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +48,15 @@ enum Command {
         /// Log format.
         #[arg(long, env = "TEND_LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
         log_format: String,
+        /// Directories holding PostgreSQL client tools as `<dir>/<major>/bin/pg_dump` (Debian's
+        /// layout); the dump uses the major version of the server. Repeat or separate with `:`.
+        #[arg(
+            long,
+            env = "TEND_POSTGRES_TOOLS",
+            value_delimiter = ':',
+            default_value = "/usr/lib/postgresql"
+        )]
+        postgres_tools: Vec<PathBuf>,
     },
     /// Print the CustomResourceDefinitions (YAML), or write one file per CRD into a directory.
     Crds {
@@ -103,6 +115,7 @@ fn main() -> ExitCode {
             identity,
             no_leader_election,
             log_format,
+            postgres_tools,
         } => {
             init_logging(&log_format);
             let identity = identity.unwrap_or_else(default_identity);
@@ -112,6 +125,12 @@ fn main() -> ExitCode {
                 metrics_addr,
                 watch_namespace,
                 lease,
+                clock: Clock::system(),
+                backup: BackupSettings {
+                    postgres_tools: PostgresTools {
+                        search_dirs: postgres_tools,
+                    },
+                },
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

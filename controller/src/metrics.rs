@@ -27,6 +27,38 @@ pub struct ConditionLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub namespace: String,
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub component: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub reason: &'static str,
+}
+
+/// Backup metrics, per policy.
+pub struct BackupMetrics {
+    pub last_success: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    pub duration: Family<PolicyLabels, Histogram>,
+    pub bytes: Family<ComponentLabels, Counter>,
+    pub objects_uploaded: Family<PolicyLabels, Counter>,
+    pub objects_skipped: Family<PolicyLabels, Counter>,
+    pub failures: Family<FailureLabels, Counter>,
+    pub rpo_seconds: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    pub running: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+}
+
 /// All controller metrics, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -36,6 +68,7 @@ pub struct Metrics {
     pub stalled: Family<ConditionLabels, Counter>,
     pub leader: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub lease_renewals: Counter<u64, AtomicU64>,
+    pub backup: BackupMetrics,
 }
 
 impl Default for Metrics {
@@ -81,8 +114,63 @@ impl Default for Metrics {
             "Successful leader lease renewals",
             lease_renewals.clone(),
         );
+        let backup = BackupMetrics {
+            last_success: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new([
+                    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+                ])
+            }),
+            bytes: Family::default(),
+            objects_uploaded: Family::default(),
+            objects_skipped: Family::default(),
+            failures: Family::default(),
+            rpo_seconds: Family::default(),
+            running: Family::default(),
+        };
+        registry.register(
+            "backup_last_success_timestamp_seconds",
+            "When the last successful backup of a policy finished (Unix time)",
+            backup.last_success.clone(),
+        );
+        registry.register(
+            "backup_duration_seconds",
+            "Duration of backup runs, successful or not",
+            backup.duration.clone(),
+        );
+        registry.register(
+            "backup_bytes",
+            "Bytes written to the repository by successful backups, by component",
+            backup.bytes.clone(),
+        );
+        registry.register(
+            "backup_objects_uploaded",
+            "Objects (photos) stored by backups because they were new or changed",
+            backup.objects_uploaded.clone(),
+        );
+        registry.register(
+            "backup_objects_skipped",
+            "Objects (photos) found unchanged and not stored again",
+            backup.objects_skipped.clone(),
+        );
+        registry.register(
+            "backup_failures",
+            "Failed backup runs, by reason",
+            backup.failures.clone(),
+        );
+        registry.register(
+            "backup_rpo_seconds",
+            "Age of the newest restore point of a policy",
+            backup.rpo_seconds.clone(),
+        );
+        registry.register(
+            "backup_running",
+            "1 while a backup of the policy is running",
+            backup.running.clone(),
+        );
         Self {
             registry,
+            backup,
             reconciles,
             reconcile_errors,
             reconcile_duration,

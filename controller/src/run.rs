@@ -12,7 +12,8 @@ use kube::{Api, Client};
 use tend_crds::*;
 use tokio::sync::watch;
 
-use crate::context::Context;
+use crate::backup::BackupSettings;
+use crate::context::{Clock, Context};
 use crate::leader::{LeaderElector, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::reconcile::{TendKind, error_policy, reconcile_guarded};
@@ -27,6 +28,24 @@ pub struct RunConfig {
     pub watch_namespace: Option<String>,
     /// `None` disables leader election (single replica, development).
     pub lease: Option<LeaseConfig>,
+    /// Where "now" comes from (tests move time without sleeping).
+    pub clock: Clock,
+    /// Backup engine settings.
+    pub backup: BackupSettings,
+}
+
+impl RunConfig {
+    /// Defaults for everything but the address: all namespaces, no leader election, the
+    /// system clock.
+    pub fn new(metrics_addr: SocketAddr) -> Self {
+        Self {
+            metrics_addr,
+            watch_namespace: None,
+            lease: None,
+            clock: Clock::system(),
+            backup: BackupSettings::default(),
+        }
+    }
 }
 
 /// Why the controller stopped.
@@ -121,7 +140,14 @@ pub async fn run_with_client(
         }
     }
 
-    let ctx = Arc::new(Context::new(client.clone(), &identity, metrics.clone()));
+    tend_backup::install_crypto_provider();
+    let ctx = Arc::new(Context::with(
+        client.clone(),
+        &identity,
+        metrics.clone(),
+        config.clock.clone(),
+        config.backup.clone(),
+    ));
     let controllers = futures::future::join_all(vec![
         controller::<BackupPolicy>(&client, &config, ctx.clone(), stopped()),
         controller::<RestoreRequest>(&client, &config, ctx.clone(), stopped()),
@@ -148,6 +174,9 @@ pub async fn run_with_client(
             Ok(())
         }
     };
+    // Runs still going stay `Running` in status; whoever leads next reports them failed and
+    // removes their partial data.
+    ctx.backups.abort_all();
     if let Some(elector) = elector.as_mut() {
         metrics.leader.set(0);
         if let Err(error) = elector.release().await {

@@ -235,7 +235,7 @@ async fn missing_secret_key_is_reported_without_secret_values() {
 }
 
 #[tokio::test]
-async fn valid_backup_policy_reports_next_run_and_that_the_engine_is_missing() {
+async fn new_backup_policy_is_ready_and_reports_its_next_run() {
     let policy = load::<BackupPolicy>("backuppolicy.yaml", 2);
     let api = MockApi::start(secrets(ALL_BACKUP_SECRETS), vec![], json!(*policy));
     reconcile(policy, api.context()).await.unwrap();
@@ -243,8 +243,18 @@ async fn valid_backup_policy_reports_next_run_and_that_the_engine_is_missing() {
     let status = api.status_patch();
     assert_eq!(status["observedGeneration"], 2);
     let ready = condition(&status, "Ready");
-    assert_eq!(ready["status"], "False");
-    assert_eq!(ready["reason"], "EngineNotImplemented");
+    assert_eq!(ready["status"], "True");
+    assert_eq!(ready["reason"], "Valid");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no backup has run yet"),
+        "{ready}"
+    );
+    // Nothing is due yet, so nothing runs; with no restore point the RPO is unknown.
+    assert!(status.get("lastBackup").is_none(), "{status}");
+    assert_eq!(condition(&status, "RPOMet")["status"], "Unknown");
     assert!(
         status["conditions"]
             .as_array()

@@ -270,6 +270,10 @@ pub struct BackupPolicyStatus {
     /// When the next scheduled run is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_schedule_time: Option<Time>,
+    /// The value of the `tend.dev/backup-now` annotation that last started a run; a new value
+    /// starts another one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_manual_request: Option<String>,
     /// The most recent backup run, finished or in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup: Option<BackupRun>,

@@ -1,32 +1,30 @@
 //! Each kind's place in the pipeline: how to reach its status, and its own `operate` step.
 //!
-//! At this stage the engines behind BackupPolicy, RestoreRequest, AlertRule, IncidentRecord,
-//! SupportChannel and LogPolicy are not built. Their `operate` does the real work that needs no
-//! engine (next schedule time, postmortem completeness, escalation totals) and reports
-//! `Ready=False` with reason `EngineNotImplemented` naming what is missing — never a fake
-//! success.
+//! BackupPolicy runs backups (see [`crate::backup`]). The engines behind RestoreRequest,
+//! AlertRule, IncidentRecord, SupportChannel and LogPolicy are not built yet. Their `operate`
+//! does the real work that needs no engine (postmortem completeness, escalation totals) and
+//! reports `Ready=False` with reason `EngineNotImplemented` naming what is missing — never a
+//! fake success.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tend_crds::conditions::{Condition, condition, reasons, set_condition, types};
-use tend_crds::cron::Schedule;
 use tend_crds::restore_request::RestorePhase;
 use tend_crds::types::format_duration;
 use tend_crds::*;
 
 use super::{TendKind, Verdict};
+use crate::context::Context;
 
 fn not_implemented(what: &str) -> Verdict {
-    Verdict {
-        ready: false,
-        reason: reasons::ENGINE_NOT_IMPLEMENTED,
-        message: format!(
+    Verdict::new(
+        false,
+        reasons::ENGINE_NOT_IMPLEMENTED,
+        format!(
             "spec is valid and its references resolve, but {what} is not part of this build yet"
         ),
-        requeue_after: None,
-    }
+    )
 }
 
 macro_rules! status_access {
@@ -58,30 +56,13 @@ impl TendKind for BackupPolicy {
         "BackupPolicy"
     );
 
-    fn operate(&self, status: &mut BackupPolicyStatus, now: Timestamp) -> Verdict {
-        if self.spec.suspend {
-            status.next_schedule_time = None;
-            return Verdict {
-                ready: false,
-                reason: reasons::SUSPENDED,
-                message: "scheduled backups are suspended (spec.suspend)".into(),
-                requeue_after: None,
-            };
-        }
-        // Validation already parsed both, so these cannot fail here.
-        let next = Schedule::parse(self.spec.schedule.as_str())
-            .ok()
-            .zip(jiff::tz::TimeZone::get(self.spec.time_zone.as_str()).ok())
-            .and_then(|(schedule, tz)| schedule.next_after(now, &tz));
-        status.next_schedule_time = next.map(Time);
-        let mut verdict = not_implemented("the backup engine");
-        if next.is_none() {
-            verdict
-                .message
-                .push_str("; the schedule never fires in the next five years");
-        }
-        verdict.requeue_after = next.and_then(|n| Duration::try_from(n.duration_since(now)).ok());
-        verdict
+    async fn operate(
+        &self,
+        ctx: &Context,
+        status: &mut BackupPolicyStatus,
+        now: Timestamp,
+    ) -> Verdict {
+        crate::backup::operate(self, ctx, status, now).await
     }
 }
 
@@ -93,22 +74,26 @@ impl TendKind for RestoreRequest {
         "RestoreRequest"
     );
 
-    fn operate(&self, status: &mut RestoreRequestStatus, _now: Timestamp) -> Verdict {
+    async fn operate(
+        &self,
+        _ctx: &Context,
+        status: &mut RestoreRequestStatus,
+        _now: Timestamp,
+    ) -> Verdict {
         // A finished request never runs again; it stays as the record of what happened.
         if let Some(phase) = status.phase.filter(|p| p.is_finished()) {
-            return Verdict {
-                ready: phase == RestorePhase::Succeeded,
-                reason: if phase == RestorePhase::Succeeded {
+            return Verdict::new(
+                phase == RestorePhase::Succeeded,
+                if phase == RestorePhase::Succeeded {
                     "Succeeded"
                 } else {
                     "Failed"
                 },
-                message: status
+                status
                     .message
                     .clone()
                     .unwrap_or_else(|| format!("restore {phase:?}")),
-                requeue_after: None,
-            };
+            );
         }
         status.phase.get_or_insert(RestorePhase::Pending);
         not_implemented("the restore engine")
@@ -118,7 +103,12 @@ impl TendKind for RestoreRequest {
 impl TendKind for AlertRule {
     status_access!(AlertRule, AlertRuleSpec, AlertRuleStatus, "AlertRule");
 
-    fn operate(&self, _status: &mut AlertRuleStatus, _now: Timestamp) -> Verdict {
+    async fn operate(
+        &self,
+        _ctx: &Context,
+        _status: &mut AlertRuleStatus,
+        _now: Timestamp,
+    ) -> Verdict {
         not_implemented("the alert evaluation engine")
     }
 }
@@ -132,7 +122,12 @@ impl TendKind for EscalationPolicy {
     );
 
     /// An escalation policy is configuration: valid and resolvable means ready to be used.
-    fn operate(&self, status: &mut EscalationPolicyStatus, _now: Timestamp) -> Verdict {
+    async fn operate(
+        &self,
+        _ctx: &Context,
+        status: &mut EscalationPolicyStatus,
+        _now: Timestamp,
+    ) -> Verdict {
         let per_round: Duration = self
             .spec
             .levels
@@ -142,16 +137,15 @@ impl TendKind for EscalationPolicy {
         let total = per_round * (self.spec.repeat + 1);
         status.levels = Some(self.spec.levels.len() as u32);
         status.total_escalation_time = Some(format_duration(total));
-        Verdict {
-            ready: true,
-            reason: reasons::VALID,
-            message: format!(
+        Verdict::new(
+            true,
+            reasons::VALID,
+            format!(
                 "{} levels; an unacknowledged incident reaches the end of the chain after {}",
                 self.spec.levels.len(),
                 format_duration(total)
             ),
-            requeue_after: None,
-        }
+        )
     }
 }
 
@@ -163,7 +157,12 @@ impl TendKind for IncidentRecord {
         "IncidentRecord"
     );
 
-    fn operate(&self, status: &mut IncidentRecordStatus, now: Timestamp) -> Verdict {
+    async fn operate(
+        &self,
+        _ctx: &Context,
+        status: &mut IncidentRecordStatus,
+        now: Timestamp,
+    ) -> Verdict {
         let gaps = self.spec.postmortem_gaps();
         let generation = self.metadata.generation;
         let postmortem = if gaps.is_empty() {
@@ -198,7 +197,12 @@ impl TendKind for SupportChannel {
         "SupportChannel"
     );
 
-    fn operate(&self, _status: &mut SupportChannelStatus, _now: Timestamp) -> Verdict {
+    async fn operate(
+        &self,
+        _ctx: &Context,
+        _status: &mut SupportChannelStatus,
+        _now: Timestamp,
+    ) -> Verdict {
         not_implemented("publishing to the app's ops API")
     }
 }
@@ -206,7 +210,12 @@ impl TendKind for SupportChannel {
 impl TendKind for LogPolicy {
     status_access!(LogPolicy, LogPolicySpec, LogPolicyStatus, "LogPolicy");
 
-    fn operate(&self, _status: &mut LogPolicyStatus, _now: Timestamp) -> Verdict {
+    async fn operate(
+        &self,
+        _ctx: &Context,
+        _status: &mut LogPolicyStatus,
+        _now: Timestamp,
+    ) -> Verdict {
         not_implemented("the log retention and audit engine")
     }
 }

@@ -47,6 +47,50 @@ pub struct Verdict {
     pub message: String,
     /// When to look again even if nothing changes (schedules, timeouts).
     pub requeue_after: Option<Duration>,
+    /// Events about what this step did (a backup started, failed...). When there are any,
+    /// they replace the generic Event on a `Ready` transition.
+    pub notes: Vec<Note>,
+}
+
+impl Verdict {
+    pub fn new(ready: bool, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            ready,
+            reason,
+            message: message.into(),
+            requeue_after: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// An Event a kind's step asks the pipeline to record after the status is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub action: &'static str,
+    pub message: String,
+}
+
+impl Note {
+    pub fn normal(reason: &'static str, action: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            warning: false,
+            reason,
+            action,
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(reason: &'static str, action: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            warning: true,
+            reason,
+            action,
+            message: message.into(),
+        }
+    }
 }
 
 /// A tend custom resource the pipeline can reconcile.
@@ -73,7 +117,12 @@ pub trait TendKind:
 
     /// The kind's own work, once the spec is valid and its references resolve. Kinds whose
     /// engine is not built yet say so in the verdict's reason (`EngineNotImplemented`).
-    fn operate(&self, status: &mut Self::Status, now: Timestamp) -> Verdict;
+    fn operate(
+        &self,
+        ctx: &Context,
+        status: &mut Self::Status,
+        now: Timestamp,
+    ) -> impl std::future::Future<Output = Verdict> + Send;
 }
 
 /// How often objects with a problem that may fix itself (a Secret created later) are rechecked.
@@ -174,7 +223,7 @@ async fn report_unreadable<K: TendKind>(invalid: &InvalidObject, ctx: &Context) 
 }
 
 async fn reconcile_inner<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> {
-    let now = Timestamp::now();
+    let now = ctx.now();
     let generation = obj.meta().generation;
     let old_status = obj.status().cloned().unwrap_or_default();
     let mut status = old_status.clone();
@@ -219,7 +268,24 @@ async fn reconcile_inner<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> 
     if status != old_status || obj.status().is_none() {
         apply_status(ctx, obj, &status).await?;
     }
-    if previous_ready != current_ready {
+    if !verdict.notes.is_empty() {
+        for note in &verdict.notes {
+            let type_ = if note.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            publish_event(
+                ctx,
+                obj,
+                type_,
+                note.reason,
+                note.action,
+                note.message.clone(),
+            )
+            .await;
+        }
+    } else if previous_ready != current_ready {
         record_transition(obj, ctx, &verdict, stalled).await;
     }
 
@@ -248,23 +314,19 @@ async fn assess<K: TendKind>(
 ) -> Result<Assessment> {
     let errors = obj.spec().validate();
     if !errors.is_empty() {
-        return Ok(Assessment::Stalled(Verdict {
-            ready: false,
-            reason: reasons::INVALID_SPEC,
-            message: summarize(&errors),
-            requeue_after: None,
-        }));
+        return Ok(Assessment::Stalled(Verdict::new(
+            false,
+            reasons::INVALID_SPEC,
+            summarize(&errors),
+        )));
     }
     let namespace = obj.namespace().unwrap_or_default();
     if let Some(problem) = resolve(&ctx.client, &namespace, &obj.spec().references()).await? {
-        return Ok(Assessment::Stalled(Verdict {
-            ready: false,
-            reason: problem.reason(),
-            message: problem.to_string(),
-            requeue_after: Some(RECHECK_MISSING_REFERENCE),
-        }));
+        let mut verdict = Verdict::new(false, problem.reason(), problem.to_string());
+        verdict.requeue_after = Some(RECHECK_MISSING_REFERENCE);
+        return Ok(Assessment::Stalled(verdict));
     }
-    Ok(Assessment::Operated(obj.operate(status, now)))
+    Ok(Assessment::Operated(obj.operate(ctx, status, now).await))
 }
 
 async fn record_transition<K: TendKind>(obj: &K, ctx: &Context, verdict: &Verdict, stalled: bool) {

@@ -1,0 +1,976 @@
+//! BackupPolicy in the controller: when to run (the pure scheduler in [`crate::schedule`]), one
+//! run per policy at a time as a background task, and what status, Events and metrics say.
+//!
+//! A run is recorded in `status.lastBackup` as `Running` (with its id) in the same reconcile
+//! that starts it. Reconciles poll the run while it goes (bytes so far) and write its outcome
+//! when it ends. A `Running` record with no task behind it means the controller stopped during
+//! the run (crash, SIGKILL, leadership moved): the run is reported `Failed`, its parts and
+//! pending uploads are removed, and scheduling goes on. Only the leader reconciles, so there is
+//! never a second run of a policy on another replica.
+
+pub mod ops_api;
+mod setup;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{Client, ResourceExt};
+use tend_backup::{
+    BackupJob, Manifest, PolicyLocation, PostgresTools, Progress, Repository, RetentionOptions,
+    RetentionReport, RetentionRules, apply_retention, remove_backup_parts, restore_points,
+    run_backup,
+};
+use tend_crds::backup_policy::{
+    BackupPolicy, BackupPolicySpec, BackupPolicyStatus, BackupRun, KeptBackup, RestorePoint,
+    RetentionResult, RunResult,
+};
+use tend_crds::conditions::{condition, find_condition, reasons, set_condition, types};
+use tend_crds::cron::Schedule;
+use tend_crds::restore_request::{Component, ComponentResult};
+use tend_crds::types::format_duration;
+use tokio::task::JoinHandle;
+
+use crate::context::{Clock, Context};
+use crate::metrics::{ComponentLabels, FailureLabels, PolicyLabels};
+use crate::reconcile::{Note, Verdict};
+use crate::schedule::{ScheduleState, Trigger, decide};
+use setup::{Secrets, SetupError};
+
+/// The annotation whose new value requests a backup now (`kubectl annotate bp x
+/// tend.dev/backup-now=$(date +%s)`, or a commit that changes it).
+pub const BACKUP_NOW_ANNOTATION: &str = "tend.dev/backup-now";
+
+/// Condition reasons of BackupPolicy.
+pub mod backup_reasons {
+    pub const RUNNING: &str = "BackupRunning";
+    pub const SUCCEEDED: &str = "BackupSucceeded";
+    pub const FAILED: &str = "BackupFailed";
+    pub const STARTED: &str = "BackupStarted";
+    pub const MISSED_SCHEDULE: &str = "MissedSchedule";
+    pub const RPO_MET: &str = "RPOMet";
+    pub const RPO_BREACHED: &str = "RPOBreached";
+    pub const NO_RESTORE_POINT: &str = "NoRestorePoint";
+    pub const RETENTION_FAILED: &str = "RetentionFailed";
+}
+use backup_reasons as br;
+
+/// How often a running backup's progress is written to status.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
+/// Restore points listed in status (the repository holds them all).
+const STATUS_RESTORE_POINTS: usize = 100;
+/// Retention leaves younger uncommitted parts, blobs and uploads alone.
+const RETENTION_GRACE: SignedDuration = SignedDuration::from_hours(1);
+
+/// Settings of the backup engine that come from the controller's command line.
+#[derive(Clone, Debug, Default)]
+pub struct BackupSettings {
+    /// Where `pg_dump` of each major version is looked for.
+    pub postgres_tools: PostgresTools,
+}
+
+type Key = (String, String);
+
+struct Running {
+    id: String,
+    progress: Progress,
+    task: JoinHandle<Outcome>,
+}
+
+/// Backup runs in progress in this process, by policy.
+#[derive(Default)]
+pub struct BackupRuns {
+    runs: Mutex<HashMap<Key, Running>>,
+}
+
+enum Poll {
+    Idle,
+    Running { id: String, bytes: u64 },
+    Finished(Box<Outcome>),
+}
+
+impl BackupRuns {
+    fn poll(&self, key: &Key) -> Poll {
+        let mut runs = self.runs.lock().expect("backup runs lock");
+        let Some(run) = runs.get_mut(key) else {
+            return Poll::Idle;
+        };
+        if !run.task.is_finished() {
+            return Poll::Running {
+                id: run.id.clone(),
+                bytes: run.progress.bytes(),
+            };
+        }
+        let run = runs.remove(key).expect("present");
+        let id = run.id.clone();
+        match run.task.now_or_never() {
+            Some(Ok(outcome)) => Poll::Finished(Box::new(outcome)),
+            Some(Err(error)) => Poll::Finished(Box::new(Outcome::crashed(id, &error))),
+            None => Poll::Idle,
+        }
+    }
+
+    fn start(&self, key: Key, run: Running) {
+        self.runs.lock().expect("backup runs lock").insert(key, run);
+    }
+
+    /// Ids of runs in progress, for tests and shutdown logs.
+    pub fn running(&self) -> Vec<String> {
+        let runs = self.runs.lock().expect("backup runs lock");
+        runs.values()
+            .filter(|r| !r.task.is_finished())
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
+    /// Stops every run (shutdown, lost lease). Their records stay `Running` in status, and the
+    /// next leader reports them failed and cleans up.
+    pub fn abort_all(&self) {
+        for (_, run) in self.runs.lock().expect("backup runs lock").drain() {
+            tracing::warn!(backup = %run.id, "stopping a backup run: the controller is shutting down");
+            run.task.abort();
+        }
+    }
+}
+
+/// What a finished run reports.
+struct Outcome {
+    id: String,
+    finished: Timestamp,
+    elapsed: Duration,
+    result: Result<Success, Failure>,
+    /// Restore points after the run and retention (`None` when the repository could not be
+    /// listed).
+    points: Option<Vec<PointSummary>>,
+    retention: Option<Result<RetentionReport, String>>,
+}
+
+struct Success {
+    manifest: Manifest,
+    config_objects: u64,
+}
+
+struct Failure {
+    label: &'static str,
+    message: String,
+}
+
+struct PointSummary {
+    id: String,
+    time: Timestamp,
+    bytes: u64,
+}
+
+impl Outcome {
+    fn crashed(id: String, error: &tokio::task::JoinError) -> Self {
+        Outcome {
+            id,
+            finished: Timestamp::now(),
+            elapsed: Duration::ZERO,
+            result: Err(Failure {
+                label: "internal",
+                message: format!("the backup task stopped unexpectedly: {error}"),
+            }),
+            points: None,
+            retention: None,
+        }
+    }
+}
+
+impl From<SetupError> for Failure {
+    fn from(e: SetupError) -> Self {
+        Failure {
+            label: "setup",
+            message: e.0,
+        }
+    }
+}
+
+impl From<tend_backup::Error> for Failure {
+    fn from(e: tend_backup::Error) -> Self {
+        Failure {
+            label: e.metric_label(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Everything a run needs, owned, so it can go to a task.
+struct RunPlan {
+    client: Client,
+    namespace: String,
+    policy: String,
+    spec: BackupPolicySpec,
+    id: String,
+    trigger: &'static str,
+    started: Timestamp,
+    verified: HashSet<String>,
+    tools: PostgresTools,
+    clock: Clock,
+}
+
+/// The BackupPolicy's own reconcile step.
+pub async fn operate(
+    policy: &BackupPolicy,
+    ctx: &Context,
+    status: &mut BackupPolicyStatus,
+    now: Timestamp,
+) -> Verdict {
+    let namespace = policy.namespace().unwrap_or_default();
+    let name = policy.name_any();
+    let key = (namespace.clone(), name.clone());
+    let labels = PolicyLabels {
+        namespace: namespace.clone(),
+        policy: name.clone(),
+    };
+    let mut notes = Vec::new();
+
+    match ctx.backups.poll(&key) {
+        Poll::Running { id, bytes } => {
+            if let Some(run) = status.last_backup.as_mut().filter(|r| r.id == id) {
+                run.bytes = bytes;
+            }
+            update_rpo(policy, ctx, status, now, &labels, &mut notes);
+            let mut verdict = running_verdict(status, &id, bytes);
+            verdict.requeue_after = Some(PROGRESS_INTERVAL);
+            verdict.notes = notes;
+            return verdict;
+        }
+        Poll::Finished(outcome) => {
+            record_outcome(policy, ctx, status, *outcome, &labels, &mut notes);
+        }
+        Poll::Idle => {
+            if let Some(run) = status
+                .last_backup
+                .as_ref()
+                .filter(|r| r.result == RunResult::Running)
+            {
+                let id = run.id.clone();
+                interrupted(policy, ctx, status, &id, now, &labels, &mut notes).await;
+            }
+        }
+    }
+
+    // Validation parsed both already; a failure here would be a bug, reported as such.
+    let schedule = Schedule::parse(policy.spec.schedule.as_str());
+    let zone = jiff::tz::TimeZone::get(policy.spec.time_zone.as_str());
+    let (Ok(schedule), Ok(zone)) = (schedule, zone) else {
+        return Verdict::new(
+            false,
+            reasons::INVALID_SPEC,
+            "spec.schedule or spec.timeZone cannot be read",
+        );
+    };
+    let starting_deadline = policy
+        .spec
+        .starting_deadline
+        .parse()
+        .unwrap_or(Duration::from_secs(3600));
+    let created = policy
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    let requested = policy
+        .annotations()
+        .get(BACKUP_NOW_ANNOTATION)
+        .map(String::as_str);
+    let state = ScheduleState {
+        schedule: &schedule,
+        time_zone: &zone,
+        suspend: policy.spec.suspend,
+        starting_deadline,
+        last_schedule_time: status.last_schedule_time.as_ref().map(|t| t.0),
+        created,
+        requested,
+        last_handled_request: status.last_manual_request.as_deref(),
+    };
+    let decision = decide(&state, now);
+    status.next_schedule_time = decision.next.map(Time);
+    if let Some(missed) = decision.missed {
+        status.last_schedule_time = Some(Time(missed));
+        notes.push(Note::warning(
+            br::MISSED_SCHEDULE,
+            "Schedule",
+            format!(
+                "the run due at {missed} was missed by more than the starting deadline ({}); skipped",
+                policy.spec.starting_deadline.as_str()
+            ),
+        ));
+    }
+    let mut started = None;
+    if let Some(trigger) = decision.run {
+        match &trigger {
+            Trigger::Schedule { due } => status.last_schedule_time = Some(Time(*due)),
+            Trigger::Manual { request } => status.last_manual_request = Some(request.clone()),
+        }
+        started = Some(start_run(
+            policy, ctx, status, &trigger, now, &key, &mut notes,
+        ));
+    }
+
+    update_rpo(policy, ctx, status, now, &labels, &mut notes);
+
+    let mut verdict = match &started {
+        Some(id) => running_verdict(status, id, 0),
+        None => settled_verdict(policy, status),
+    };
+    verdict.requeue_after = if started.is_some() {
+        Some(PROGRESS_INTERVAL)
+    } else {
+        let until_next = decision
+            .next
+            .and_then(|next| Duration::try_from(next.duration_since(now)).ok());
+        let until_breach = rpo_breach_in(policy, status, now);
+        [until_next, until_breach]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|d| d.max(Duration::from_secs(1)))
+    };
+    verdict.notes = notes;
+    verdict
+}
+
+/// Ready while a run goes keeps what the last finished run said.
+fn running_verdict(status: &BackupPolicyStatus, id: &str, bytes: u64) -> Verdict {
+    let ready = find_condition(&status.conditions, types::READY);
+    let (is_ready, reason) = match ready.map(|c| (c.status.as_str(), c.reason.as_str())) {
+        Some(("False", br::FAILED)) => (false, br::FAILED),
+        Some(("True", br::SUCCEEDED)) => (true, br::SUCCEEDED),
+        _ => (true, br::RUNNING),
+    };
+    let message = match ready {
+        Some(c) if reason != br::RUNNING => c.message.clone(),
+        _ => format!("backup {id} is running; {bytes} bytes stored so far"),
+    };
+    Verdict::new(is_ready, reason, message)
+}
+
+fn settled_verdict(policy: &BackupPolicy, status: &BackupPolicyStatus) -> Verdict {
+    if policy.spec.suspend {
+        return Verdict::new(
+            false,
+            reasons::SUSPENDED,
+            "scheduled backups are suspended (spec.suspend); on-demand backups still run",
+        );
+    }
+    let next = status.next_schedule_time.as_ref().map_or_else(
+        || "never (the schedule does not fire in the next five years)".to_string(),
+        |t| t.0.to_string(),
+    );
+    match &status.last_backup {
+        None => Verdict::new(
+            true,
+            reasons::VALID,
+            format!("no backup has run yet; the next is due at {next}"),
+        ),
+        Some(run) if run.result == RunResult::Failed => Verdict::new(
+            false,
+            br::FAILED,
+            format!(
+                "backup {} failed: {}",
+                run.id,
+                run.message.as_deref().unwrap_or("no reason recorded")
+            ),
+        ),
+        Some(run) => Verdict::new(
+            true,
+            br::SUCCEEDED,
+            format!(
+                "backup {} succeeded; {} restore points; the next is due at {next}",
+                run.id,
+                status.restore_points.len()
+            ),
+        ),
+    }
+}
+
+fn start_run(
+    policy: &BackupPolicy,
+    ctx: &Context,
+    status: &mut BackupPolicyStatus,
+    trigger: &Trigger,
+    now: Timestamp,
+    key: &Key,
+    notes: &mut Vec<Note>,
+) -> String {
+    let id = tend_backup::manifest::new_backup_id(now);
+    let progress = Progress::default();
+    let plan = RunPlan {
+        client: ctx.client.clone(),
+        namespace: key.0.clone(),
+        policy: key.1.clone(),
+        spec: policy.spec.clone(),
+        id: id.clone(),
+        trigger: trigger.label(),
+        started: now,
+        verified: status
+            .restore_points
+            .iter()
+            .filter(|p| p.verified)
+            .map(|p| p.id.clone())
+            .collect(),
+        tools: ctx.backup_settings.postgres_tools.clone(),
+        clock: ctx.clock.clone(),
+    };
+    let task = tokio::spawn(execute(plan, progress.clone()));
+    ctx.backups.start(
+        key.clone(),
+        Running {
+            id: id.clone(),
+            progress,
+            task,
+        },
+    );
+    ctx.metrics
+        .backup
+        .running
+        .get_or_create(&PolicyLabels {
+            namespace: key.0.clone(),
+            policy: key.1.clone(),
+        })
+        .set(1);
+    let why = match trigger {
+        Trigger::Schedule { due } => format!("scheduled for {due}"),
+        Trigger::Manual { request } => format!("requested by {BACKUP_NOW_ANNOTATION}={request}"),
+    };
+    tracing::info!(namespace = %key.0, policy = %key.1, backup = %id, trigger = trigger.label(), "backup started");
+    notes.push(Note::normal(
+        br::STARTED,
+        "Backup",
+        format!("backup {id} started ({why})"),
+    ));
+    status.last_backup = Some(BackupRun {
+        id: id.clone(),
+        result: RunResult::Running,
+        trigger: Some(trigger.label().to_string()),
+        start_time: Time(now),
+        completion_time: None,
+        bytes: 0,
+        components: Vec::new(),
+        message: None,
+    });
+    id
+}
+
+/// The run itself, in a task: prepare the sources, back up, list restore points, apply
+/// retention.
+async fn execute(plan: RunPlan, progress: Progress) -> Outcome {
+    let clock = plan.clock.clone();
+    let timer = Instant::now();
+    let location = PolicyLocation::new(&plan.namespace, &plan.policy);
+    let mut secrets = Secrets::new(plan.client.clone(), &plan.namespace);
+    let repo = match setup::storage(
+        "spec.repository",
+        &plan.spec.repository,
+        &mut secrets,
+        false,
+    )
+    .await
+    {
+        Ok((repo, _)) => repo,
+        Err(e) => {
+            return Outcome {
+                id: plan.id,
+                finished: clock.now(),
+                elapsed: timer.elapsed(),
+                result: Err(e.into()),
+                points: None,
+                retention: None,
+            };
+        }
+    };
+    let result = back_up(&plan, &mut secrets, repo.clone(), &location, progress).await;
+    let retention = match &result {
+        Ok(_) => Some(
+            apply_retention(
+                repo.as_ref(),
+                &location,
+                &RetentionOptions {
+                    rules: retention_rules(&plan.spec),
+                    verified: plan.verified.clone(),
+                    now: clock.now(),
+                    grace: RETENTION_GRACE,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string()),
+        ),
+        Err(_) => None,
+    };
+    let points = match restore_points(repo.as_ref(), &location).await {
+        Ok(points) => Some(
+            points
+                .into_iter()
+                .map(|p| PointSummary {
+                    bytes: p.manifest.stored_bytes(),
+                    time: p.manifest.started_at,
+                    id: p.id,
+                })
+                .collect(),
+        ),
+        Err(error) => {
+            tracing::warn!(policy = %plan.policy, %error, "cannot list restore points");
+            None
+        }
+    };
+    Outcome {
+        id: plan.id,
+        finished: clock.now().max(plan.started),
+        elapsed: timer.elapsed(),
+        result,
+        points,
+        retention,
+    }
+}
+
+async fn back_up(
+    plan: &RunPlan,
+    secrets: &mut Secrets,
+    repo: Arc<dyn Repository>,
+    location: &PolicyLocation,
+    progress: Progress,
+) -> Result<Success, Failure> {
+    let spec = &plan.spec;
+    let encryption = setup::encryption(spec, secrets).await?;
+    let ops = setup::ops_api(spec, secrets).await?;
+    let objects = setup::objects(spec, secrets).await?;
+    let config = setup::config(
+        spec.targets.config.as_ref(),
+        &plan.client,
+        &plan.namespace,
+        ops.as_ref(),
+    )
+    .await?;
+    // Last: a SQLite snapshot starts streaming as soon as it is requested.
+    let database = setup::database(spec, secrets, ops.as_ref(), &plan.tools).await?;
+    let mut job = BackupJob::new(repo, location.clone(), encryption);
+    job.id = Some(plan.id.clone());
+    job.started_at = Some(plan.started);
+    job.trigger = Some(plan.trigger.to_string());
+    job.progress = progress;
+    job.database = database;
+    job.objects = objects;
+    let config_objects = config.as_ref().map_or(0, |(_, n)| *n);
+    job.config = config.map(|(source, _)| source);
+    let manifest = run_backup(job).await?;
+    Ok(Success {
+        manifest,
+        config_objects,
+    })
+}
+
+fn retention_rules(spec: &BackupPolicySpec) -> RetentionRules {
+    RetentionRules {
+        keep_last: spec.retention.keep_last.unwrap_or(0),
+        keep_daily: spec.retention.keep_daily,
+        keep_weekly: spec.retention.keep_weekly,
+        keep_monthly: spec.retention.keep_monthly,
+        time_zone: jiff::tz::TimeZone::get(spec.time_zone.as_str())
+            .unwrap_or(jiff::tz::TimeZone::UTC),
+    }
+}
+
+fn component_results(success: &Success) -> Vec<ComponentResult> {
+    let manifest = &success.manifest;
+    let mut results = Vec::new();
+    for part in &manifest.parts {
+        let component = match part.component.as_str() {
+            "database" => Component::Database,
+            "config" => Component::Config,
+            _ => continue,
+        };
+        let objects = match component {
+            Component::Database => manifest
+                .database
+                .as_ref()
+                .filter(|d| !d.row_counts.is_empty())
+                .map(|d| d.row_counts.len() as u64),
+            _ => Some(success.config_objects),
+        };
+        let message = match component {
+            Component::Database => manifest.database.as_ref().map(|d| {
+                format!(
+                    "{} {}; {} source bytes",
+                    d.engine,
+                    d.server_version.as_deref().unwrap_or(""),
+                    part.source_bytes
+                )
+            }),
+            _ => None,
+        };
+        results.push(ComponentResult {
+            component,
+            result: "Succeeded".into(),
+            bytes: part.stored_bytes,
+            objects,
+            objects_skipped: None,
+            message,
+        });
+    }
+    if let Some(objects) = &manifest.objects {
+        results.push(ComponentResult {
+            component: Component::Objects,
+            result: "Succeeded".into(),
+            bytes: objects.uploaded_bytes,
+            objects: Some(objects.count),
+            objects_skipped: Some(objects.count.saturating_sub(objects.uploaded)),
+            message: Some(format!(
+                "{} objects ({} bytes); {} new blobs stored, {} read",
+                objects.count, objects.bytes, objects.uploaded, objects.read
+            )),
+        });
+    }
+    results
+}
+
+fn record_outcome(
+    policy: &BackupPolicy,
+    ctx: &Context,
+    status: &mut BackupPolicyStatus,
+    outcome: Outcome,
+    labels: &PolicyLabels,
+    notes: &mut Vec<Note>,
+) {
+    let metrics = &ctx.metrics.backup;
+    metrics.running.get_or_create(labels).set(0);
+    metrics
+        .duration
+        .get_or_create(labels)
+        .observe(outcome.elapsed.as_secs_f64());
+    let previous = status.last_backup.take().filter(|r| r.id == outcome.id);
+    let start_time = previous
+        .as_ref()
+        .map_or_else(|| Time(outcome.finished), |r| r.start_time.clone());
+    let trigger = previous.and_then(|r| r.trigger);
+    let run = match &outcome.result {
+        Ok(success) => {
+            let components = component_results(success);
+            for c in &components {
+                let component = match c.component {
+                    Component::Database => "database",
+                    Component::Objects => "objects",
+                    _ => "config",
+                };
+                metrics
+                    .bytes
+                    .get_or_create(&ComponentLabels {
+                        namespace: labels.namespace.clone(),
+                        policy: labels.policy.clone(),
+                        component,
+                    })
+                    .inc_by(c.bytes);
+            }
+            if let Some(objects) = &success.manifest.objects {
+                metrics
+                    .objects_uploaded
+                    .get_or_create(labels)
+                    .inc_by(objects.uploaded);
+                metrics
+                    .objects_skipped
+                    .get_or_create(labels)
+                    .inc_by(objects.count.saturating_sub(objects.uploaded));
+            }
+            metrics
+                .last_success
+                .get_or_create(labels)
+                .set(outcome.finished.as_second());
+            let bytes = success.manifest.stored_bytes();
+            notes.push(Note::normal(
+                br::SUCCEEDED,
+                "Backup",
+                format!(
+                    "backup {} succeeded: {bytes} bytes stored in {}",
+                    outcome.id,
+                    format_duration(outcome.elapsed)
+                ),
+            ));
+            BackupRun {
+                id: outcome.id.clone(),
+                result: RunResult::Succeeded,
+                trigger,
+                start_time,
+                completion_time: Some(Time(outcome.finished)),
+                bytes,
+                components,
+                message: None,
+            }
+        }
+        Err(failure) => {
+            metrics
+                .failures
+                .get_or_create(&FailureLabels {
+                    namespace: labels.namespace.clone(),
+                    policy: labels.policy.clone(),
+                    reason: failure.label,
+                })
+                .inc();
+            tracing::warn!(namespace = %labels.namespace, policy = %labels.policy, backup = %outcome.id, reason = failure.label, message = %failure.message, "backup failed");
+            notes.push(Note::warning(
+                br::FAILED,
+                "Backup",
+                format!("backup {} failed: {}", outcome.id, failure.message),
+            ));
+            BackupRun {
+                id: outcome.id.clone(),
+                result: RunResult::Failed,
+                trigger,
+                start_time,
+                completion_time: Some(Time(outcome.finished)),
+                bytes: 0,
+                components: Vec::new(),
+                message: Some(failure.message.clone()),
+            }
+        }
+    };
+    if run.result == RunResult::Succeeded {
+        status.last_successful_backup = Some(run.clone());
+    }
+    status.last_backup = Some(run);
+    if let Some(points) = outcome.points {
+        set_restore_points(status, points);
+    }
+    match outcome.retention {
+        Some(Ok(report)) => {
+            status.last_retention = Some(RetentionResult {
+                time: Time(outcome.finished),
+                deleted: report
+                    .plan
+                    .deleted
+                    .iter()
+                    .chain(&report.incomplete_removed)
+                    .take(100)
+                    .cloned()
+                    .collect(),
+                kept: report
+                    .plan
+                    .kept
+                    .iter()
+                    .take(200)
+                    .map(|k| KeptBackup {
+                        id: k.id.clone(),
+                        reasons: k.reasons.iter().map(|r| r.as_str().to_string()).collect(),
+                    })
+                    .collect(),
+                blobs_deleted: report.blobs_deleted,
+                uploads_aborted: report.uploads_aborted,
+            });
+        }
+        Some(Err(message)) => notes.push(Note::warning(
+            br::RETENTION_FAILED,
+            "Retention",
+            format!("retention after backup {} failed: {message}", outcome.id),
+        )),
+        None => {}
+    }
+    let _ = policy;
+}
+
+fn set_restore_points(status: &mut BackupPolicyStatus, points: Vec<PointSummary>) {
+    let verified: HashSet<&str> = status
+        .restore_points
+        .iter()
+        .filter(|p| p.verified)
+        .map(|p| p.id.as_str())
+        .collect();
+    let list = points
+        .iter()
+        .take(STATUS_RESTORE_POINTS)
+        .map(|p| RestorePoint {
+            id: p.id.clone(),
+            time: Time(p.time),
+            bytes: p.bytes,
+            verified: verified.contains(p.id.as_str()),
+        })
+        .collect();
+    status.restore_points = list;
+}
+
+/// A `Running` record with no task in this process: the controller stopped during the run.
+async fn interrupted(
+    policy: &BackupPolicy,
+    ctx: &Context,
+    status: &mut BackupPolicyStatus,
+    id: &str,
+    now: Timestamp,
+    labels: &PolicyLabels,
+    notes: &mut Vec<Note>,
+) {
+    let location = PolicyLocation::new(&labels.namespace, &labels.policy);
+    let mut secrets = Secrets::new(ctx.client.clone(), &labels.namespace);
+    let cleanup = match setup::storage(
+        "spec.repository",
+        &policy.spec.repository,
+        &mut secrets,
+        false,
+    )
+    .await
+    {
+        Ok((repo, _)) => clean_up(repo.as_ref(), &location, id).await,
+        Err(e) => Err(e.0),
+    };
+    let cleaned = match &cleanup {
+        Ok(n) => format!("its partial data was removed ({n} pending uploads aborted)"),
+        Err(e) => format!("its partial data could not be removed yet ({e}); retention will"),
+    };
+    let message = format!(
+        "interrupted: the controller stopped before the run finished (restart or leader change); {cleaned}"
+    );
+    tracing::warn!(namespace = %labels.namespace, policy = %labels.policy, backup = %id, "backup run was interrupted");
+    ctx.metrics
+        .backup
+        .failures
+        .get_or_create(&FailureLabels {
+            namespace: labels.namespace.clone(),
+            policy: labels.policy.clone(),
+            reason: "interrupted",
+        })
+        .inc();
+    ctx.metrics.backup.running.get_or_create(labels).set(0);
+    notes.push(Note::warning(
+        br::FAILED,
+        "Backup",
+        format!("backup {id} failed: {message}"),
+    ));
+    if let Some(run) = status.last_backup.as_mut() {
+        run.result = RunResult::Failed;
+        run.completion_time = Some(Time(now));
+        run.message = Some(message);
+    }
+}
+
+async fn clean_up(
+    repo: &dyn Repository,
+    location: &PolicyLocation,
+    id: &str,
+) -> Result<u64, String> {
+    remove_backup_parts(repo, location, id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut aborted = 0;
+    for upload in repo
+        .list_uploads(&location.root())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        repo.abort_upload(&upload)
+            .await
+            .map_err(|e| e.to_string())?;
+        aborted += 1;
+    }
+    Ok(aborted)
+}
+
+/// Age of the newest restore point, `currentRpo`, and the `RPOMet` condition.
+fn update_rpo(
+    policy: &BackupPolicy,
+    ctx: &Context,
+    status: &mut BackupPolicyStatus,
+    now: Timestamp,
+    labels: &PolicyLabels,
+    notes: &mut Vec<Note>,
+) {
+    let newest = newest_point(status);
+    let age = newest.map(|t| Duration::try_from(now.duration_since(t)).unwrap_or(Duration::ZERO));
+    status.current_rpo = age.map(format_duration);
+    if let Some(age) = age {
+        ctx.metrics
+            .backup
+            .rpo_seconds
+            .get_or_create(labels)
+            .set(age.as_secs() as i64);
+    }
+    let Some(objective) = policy.spec.objectives.as_ref().and_then(|o| o.rpo.as_ref()) else {
+        tend_crds::conditions::remove_condition(&mut status.conditions, types::RPO_MET);
+        return;
+    };
+    let Ok(limit) = objective.parse() else {
+        return;
+    };
+    let generation = policy.metadata.generation;
+    let previous = find_condition(&status.conditions, types::RPO_MET).map(|c| c.status.clone());
+    let new = match age {
+        None => {
+            let mut c = condition(
+                types::RPO_MET,
+                false,
+                br::NO_RESTORE_POINT,
+                format!("no restore point yet; objective {}", objective.as_str()),
+                generation,
+                now,
+            );
+            c.status = "Unknown".into();
+            c
+        }
+        Some(age) if age <= limit => condition(
+            types::RPO_MET,
+            true,
+            br::RPO_MET,
+            format!(
+                "the newest restore point is {} old; objective {}",
+                format_duration(age),
+                objective.as_str()
+            ),
+            generation,
+            now,
+        ),
+        Some(age) => condition(
+            types::RPO_MET,
+            false,
+            br::RPO_BREACHED,
+            format!(
+                "the newest restore point is {} old, more than the objective {}",
+                format_duration(age),
+                objective.as_str()
+            ),
+            generation,
+            now,
+        ),
+    };
+    if previous.as_deref() != Some(new.status.as_str()) && new.status != "Unknown" {
+        let note = if new.status == "True" {
+            Note::normal(br::RPO_MET, "Objectives", new.message.clone())
+        } else {
+            Note::warning(br::RPO_BREACHED, "Objectives", new.message.clone())
+        };
+        notes.push(note);
+    }
+    set_condition(&mut status.conditions, new);
+}
+
+fn newest_point(status: &BackupPolicyStatus) -> Option<Timestamp> {
+    status
+        .restore_points
+        .iter()
+        .map(|p| p.time.0)
+        .chain(
+            status
+                .last_successful_backup
+                .as_ref()
+                .map(|r| r.start_time.0),
+        )
+        .max()
+}
+
+/// Time until the RPO objective would be breached, to look again then.
+fn rpo_breach_in(
+    policy: &BackupPolicy,
+    status: &BackupPolicyStatus,
+    now: Timestamp,
+) -> Option<Duration> {
+    let limit: Duration = policy
+        .spec
+        .objectives
+        .as_ref()?
+        .rpo
+        .as_ref()?
+        .parse()
+        .ok()?;
+    let newest = newest_point(status)?;
+    let age = Duration::try_from(now.duration_since(newest)).ok()?;
+    limit.checked_sub(age).map(|d| d + Duration::from_secs(1))
+}

@@ -1,0 +1,404 @@
+//! From a BackupPolicy spec to the engine's parts: the repository, the encryption, and the
+//! sources. Secrets are read with `get` (never listed); their values go only into the engine's
+//! configuration, never into a message.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use tend_backup::{
+    ConfigSource, DatabaseSource, Encryption, LocalRepository, ObjectsSource, PostgresConnection,
+    PostgresSource, PostgresTools, Repository, S3Config, S3Credentials, S3Repository,
+};
+use tend_crds::backup_policy::{BackupPolicySpec, ConfigTarget};
+use tend_crds::types::{SecretKeyRef, SecretRef, StorageLocation};
+
+use super::ops_api::OpsApi;
+
+/// A step of preparing a run failed; the message names the field and never a secret value.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+impl From<tend_backup::Error> for SetupError {
+    fn from(e: tend_backup::Error) -> Self {
+        SetupError(e.to_string())
+    }
+}
+
+/// Reads Secrets of one namespace, each once.
+pub struct Secrets {
+    api: Api<Secret>,
+    cache: HashMap<String, Secret>,
+}
+
+impl Secrets {
+    pub fn new(client: Client, namespace: &str) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            cache: HashMap::new(),
+        }
+    }
+
+    async fn secret(&mut self, field: &str, name: &str) -> Result<&Secret, SetupError> {
+        if !self.cache.contains_key(name) {
+            let secret = self
+                .api
+                .get_opt(name)
+                .await
+                .map_err(|e| SetupError(format!("{field}: reading Secret {name:?}: {e}")))?
+                .ok_or_else(|| SetupError(format!("{field}: Secret {name:?} not found")))?;
+            self.cache.insert(name.to_owned(), secret);
+        }
+        Ok(&self.cache[name])
+    }
+
+    /// One key of a Secret as UTF-8 text.
+    pub async fn value(
+        &mut self,
+        field: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<String>, SetupError> {
+        let secret = self.secret(field, name).await?;
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|b| b.0.clone())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(key))
+                    .map(|s| s.clone().into_bytes())
+            });
+        bytes
+            .map(|b| {
+                String::from_utf8(b).map_err(|_| {
+                    SetupError(format!(
+                        "{field}: key {key:?} of Secret {name:?} is not UTF-8 text"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    pub async fn required(
+        &mut self,
+        field: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<String, SetupError> {
+        self.value(field, name, key)
+            .await?
+            .ok_or_else(|| SetupError(format!("{field}: Secret {name:?} has no key {key:?}")))
+    }
+
+    pub async fn key_ref(&mut self, field: &str, r: &SecretKeyRef) -> Result<String, SetupError> {
+        self.required(field, &r.name, &r.key).await
+    }
+}
+
+/// The repository (or object store) a location names.
+pub async fn storage(
+    field: &str,
+    location: &StorageLocation,
+    secrets: &mut Secrets,
+    must_exist: bool,
+) -> Result<(Arc<dyn Repository>, String), SetupError> {
+    if let Some(s3) = &location.s3 {
+        let mut config = S3Config::new(&s3.bucket, &s3.region);
+        config.prefix = s3.prefix.trim_matches('/').to_owned();
+        config.endpoint = s3.endpoint.clone();
+        config.force_path_style = s3.force_path_style;
+        if let Some(SecretRef { name }) = &s3.credentials_secret_ref {
+            let f = format!("{field}.s3.credentialsSecretRef");
+            config.credentials = Some(S3Credentials {
+                access_key_id: secrets.required(&f, name, "accessKeyId").await?,
+                secret_access_key: secrets.required(&f, name, "secretAccessKey").await?,
+                session_token: secrets.value(&f, name, "sessionToken").await?,
+            });
+        }
+        let repo = S3Repository::new(config).map_err(|e| SetupError(format!("{field}.s3: {e}")))?;
+        return Ok((Arc::new(repo), String::new()));
+    }
+    if let Some(fs) = &location.filesystem {
+        if must_exist && !Path::new(&fs.path).is_dir() {
+            return Err(SetupError(format!(
+                "{field}.filesystem.path: {} is not a directory the controller can read",
+                fs.path
+            )));
+        }
+        let repo = LocalRepository::new(&fs.path)
+            .map_err(|e| SetupError(format!("{field}.filesystem: {e}")))?;
+        return Ok((Arc::new(repo), String::new()));
+    }
+    Err(SetupError(format!(
+        "{field}: exactly one of s3 or filesystem must be set"
+    )))
+}
+
+/// The age recipients.
+pub async fn encryption(
+    spec: &BackupPolicySpec,
+    secrets: &mut Secrets,
+) -> Result<Encryption, SetupError> {
+    let field = "spec.encryption.recipientsSecretRef";
+    let text = secrets
+        .key_ref(field, &spec.encryption.recipients_secret_ref)
+        .await?;
+    Encryption::from_recipients(&text).map_err(|e| SetupError(format!("{field}: {e}")))
+}
+
+/// The ops API client of `spec.app`.
+pub async fn ops_api(
+    spec: &BackupPolicySpec,
+    secrets: &mut Secrets,
+) -> Result<Option<OpsApi>, SetupError> {
+    let Some(app) = &spec.app else {
+        return Ok(None);
+    };
+    let token = secrets
+        .key_ref("spec.app.tokenSecretRef", &app.token_secret_ref)
+        .await?;
+    OpsApi::new(&app.endpoint, &token)
+        .map(Some)
+        .map_err(|e| SetupError(format!("spec.app: {e}")))
+}
+
+/// The database source.
+pub async fn database(
+    spec: &BackupPolicySpec,
+    secrets: &mut Secrets,
+    ops: Option<&OpsApi>,
+    tools: &PostgresTools,
+) -> Result<Option<DatabaseSource>, SetupError> {
+    let Some(database) = &spec.targets.database else {
+        return Ok(None);
+    };
+    if let Some(pg) = &database.postgres {
+        let field = "spec.targets.database.postgres.connectionSecretRef";
+        let name = &pg.connection_secret_ref.name;
+        let port_text = secrets.required(field, name, "port").await?;
+        let port = port_text.trim().parse::<u16>().map_err(|_| {
+            SetupError(format!(
+                "{field}: key \"port\" of Secret {name:?} is not a port number"
+            ))
+        })?;
+        let connection = PostgresConnection {
+            host: secrets
+                .required(field, name, "host")
+                .await?
+                .trim()
+                .to_owned(),
+            port,
+            dbname: secrets
+                .required(field, name, "dbname")
+                .await?
+                .trim()
+                .to_owned(),
+            user: secrets
+                .required(field, name, "user")
+                .await?
+                .trim()
+                .to_owned(),
+            password: secrets.required(field, name, "password").await?,
+        };
+        let mut source = PostgresSource::new(connection);
+        source.tools = tools.clone();
+        return Ok(Some(DatabaseSource::Postgres(source)));
+    }
+    if let Some(sqlite) = &database.sqlite {
+        let ops = ops.ok_or_else(|| {
+            SetupError("spec.app is required when the database target is sqlite".into())
+        })?;
+        let snapshot = ops
+            .get_stream("snapshot")
+            .await
+            .map_err(|e| SetupError(format!("spec.targets.database.sqlite: {e}")))?;
+        return Ok(Some(DatabaseSource::Sqlite {
+            name: sqlite.name.clone(),
+            snapshot,
+        }));
+    }
+    Ok(None)
+}
+
+/// The objects (photos) source.
+pub async fn objects(
+    spec: &BackupPolicySpec,
+    secrets: &mut Secrets,
+) -> Result<Option<ObjectsSource>, SetupError> {
+    let Some(location) = &spec.targets.objects else {
+        return Ok(None);
+    };
+    let (store, prefix) = storage("spec.targets.objects", location, secrets, true).await?;
+    Ok(Some(ObjectsSource::new(store, prefix)))
+}
+
+/// The config archive: the selected ConfigMaps and Secrets of the namespace and the app's
+/// settings, as one JSON document (encrypted like every part). Config is small — Kubernetes
+/// caps each object at 1 MiB — so the archive is built in memory.
+pub async fn config(
+    target: Option<&ConfigTarget>,
+    client: &Client,
+    namespace: &str,
+    ops: Option<&OpsApi>,
+) -> Result<Option<(ConfigSource, u64)>, SetupError> {
+    let Some(target) = target else {
+        return Ok(None);
+    };
+    let mut count = 0u64;
+    let mut document = json!({ "format": 1, "namespace": namespace });
+    if let Some(selector) = &target.config_map_selector {
+        let field = "spec.targets.config.configMapSelector";
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+        let params = ListParams::default().labels(&selector_string(field, selector)?);
+        let list = api
+            .list(&params)
+            .await
+            .map_err(|e| SetupError(format!("{field}: listing ConfigMaps: {e}")))?;
+        let items: Vec<_> = list
+            .items
+            .iter()
+            .map(|cm| {
+                json!({
+                    "name": cm.name_any(),
+                    "labels": cm.labels(),
+                    "annotations": portable_annotations(cm.annotations()),
+                    "data": cm.data,
+                    "binaryData": cm.binary_data,
+                    "immutable": cm.immutable,
+                })
+            })
+            .collect();
+        count += items.len() as u64;
+        document["configMaps"] = json!(items);
+    }
+    if let Some(selector) = &target.secret_selector {
+        let field = "spec.targets.config.secretSelector";
+        let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        let params = ListParams::default().labels(&selector_string(field, selector)?);
+        let list = api.list(&params).await.map_err(|e| {
+            SetupError(format!(
+                "{field}: listing Secrets: {e} (archiving Secrets needs the tend-config-backup role in this namespace; see docs/rbac.md)"
+            ))
+        })?;
+        let items: Vec<_> = list
+            .items
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.name_any(),
+                    "type": s.type_,
+                    "labels": s.labels(),
+                    "annotations": portable_annotations(s.annotations()),
+                    "data": s.data,
+                    "immutable": s.immutable,
+                })
+            })
+            .collect();
+        count += items.len() as u64;
+        document["secrets"] = json!(items);
+    }
+    if target.app_settings {
+        let ops = ops.ok_or_else(|| {
+            SetupError("spec.app is required when targets.config.appSettings is true".into())
+        })?;
+        let settings = ops
+            .get_json("settings")
+            .await
+            .map_err(|e| SetupError(format!("spec.targets.config.appSettings: {e}")))?;
+        count += 1;
+        document["appSettings"] = settings;
+    }
+    let bytes = serde_json::to_vec_pretty(&document).expect("a JSON value serializes");
+    Ok(Some((
+        ConfigSource {
+            archive: Box::pin(std::io::Cursor::new(bytes)),
+            content: "json".into(),
+        },
+        count,
+    )))
+}
+
+/// Annotations worth restoring: not the ones the API server or kubectl manage.
+fn portable_annotations(
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    annotations
+        .iter()
+        .filter(|(k, _)| k.as_str() != "kubectl.kubernetes.io/last-applied-configuration")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// A LabelSelector as the `labelSelector` query string.
+pub fn selector_string(field: &str, selector: &LabelSelector) -> Result<String, SetupError> {
+    let mut terms = Vec::new();
+    for (key, value) in selector.match_labels.iter().flatten() {
+        terms.push(format!("{key}={value}"));
+    }
+    for expr in selector.match_expressions.iter().flatten() {
+        let values = expr.values.clone().unwrap_or_default();
+        let term = match expr.operator.as_str() {
+            "In" if !values.is_empty() => format!("{} in ({})", expr.key, values.join(",")),
+            "NotIn" if !values.is_empty() => format!("{} notin ({})", expr.key, values.join(",")),
+            "Exists" if values.is_empty() => expr.key.clone(),
+            "DoesNotExist" if values.is_empty() => format!("!{}", expr.key),
+            other => {
+                return Err(SetupError(format!(
+                    "{field}.matchExpressions: operator {other:?} with {} values is not valid",
+                    values.len()
+                )));
+            }
+        };
+        terms.push(term);
+    }
+    Ok(terms.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    #[test]
+    fn selectors_become_query_strings() {
+        let selector = LabelSelector {
+            match_labels: Some([("app".to_string(), "fieldbook".to_string())].into()),
+            match_expressions: Some(vec![
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["web".into(), "db".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "skip".into(),
+                    operator: "DoesNotExist".into(),
+                    values: None,
+                },
+            ]),
+        };
+        assert_eq!(
+            selector_string("f", &selector).unwrap(),
+            "app=fieldbook,tier in (web,db),!skip"
+        );
+        let bad = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: None,
+            }]),
+        };
+        let error = selector_string("spec.x", &bad).unwrap_err().to_string();
+        assert!(error.contains("spec.x.matchExpressions"), "{error}");
+    }
+}
