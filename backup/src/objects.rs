@@ -5,7 +5,7 @@
 //! plaintext>`. The previous restore point's key → (size, version stamp, hash) map is the index:
 //! an object whose size and ETag/mtime are unchanged is not read again, and a blob the
 //! repository already has is not uploaded again, so a backup costs in proportion to what
-//! changed (plus one listing of the source and one of the blobs).
+//! changed, plus one listing of the source (see [`backup_objects`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -33,6 +33,11 @@ pub struct ObjectsSource {
     /// Objects up to this size are read once into memory (hash, then encrypt from memory);
     /// larger ones are streamed twice. Memory ≤ `parallelism × small_object_limit`.
     pub small_object_limit: u64,
+    /// List every blob of the repository and read again an unchanged object whose blob is
+    /// missing (deleted by hand, lost by the store). Off by default: the previous restore point
+    /// is trusted, so a backup costs in proportion to what changed; drills
+    /// ([`verify_backup`](crate::verify_backup)) find a missing blob.
+    pub check_all_blobs: bool,
 }
 
 impl ObjectsSource {
@@ -42,6 +47,7 @@ impl ObjectsSource {
             prefix: prefix.into(),
             parallelism: 8,
             small_object_limit: 8 * 1024 * 1024,
+            check_all_blobs: false,
         }
     }
 }
@@ -69,17 +75,64 @@ impl<R: AsyncRead + Unpin> AsyncRead for HashingReader<R> {
     }
 }
 
-enum Outcome {
-    Reused(ObjectEntry),
-    Read {
-        entry: ObjectEntry,
-        uploaded_bytes: Option<u64>,
-    },
+/// An object that was read: its entry, and the stored size of its blob if this run uploaded it.
+struct ReadObject {
+    entry: ObjectEntry,
+    uploaded_bytes: Option<u64>,
+}
+
+/// Which blobs the repository holds, as far as this run needs to know.
+struct Blobs<'a> {
+    /// Hashes known to be stored: the previous restore point's blobs (or, without one, the whole
+    /// listing), plus those this run has claimed — two keys with the same content upload one
+    /// blob.
+    known: Mutex<HashSet<String>>,
+    /// `false`: `known` is the complete listing, so an unknown hash is absent. `true`: ask the
+    /// repository about an unknown hash (one HEAD per new content, not per object).
+    ask: bool,
+    repo: &'a dyn Repository,
+    location: &'a PolicyLocation,
+}
+
+impl Blobs<'_> {
+    /// Claims `sha256` for this run: `true` when the caller must upload it, `false` when it is
+    /// stored already or another object of this run is uploading it.
+    async fn claim(&self, sha256: &str) -> Result<bool> {
+        if self.known.lock().expect("blob set").contains(sha256) {
+            return Ok(false);
+        }
+        if self.ask
+            && self
+                .repo
+                .head(&self.location.blob_key(sha256))
+                .await?
+                .is_some()
+        {
+            self.known
+                .lock()
+                .expect("blob set")
+                .insert(sha256.to_owned());
+            return Ok(false);
+        }
+        Ok(self
+            .known
+            .lock()
+            .expect("blob set")
+            .insert(sha256.to_owned()))
+    }
 }
 
 /// Backs up every object under the source prefix. `previous` is the objects map of the newest
 /// restore point (the index). Blobs uploaded before a failure stay: they are valid content,
 /// reused by the next run or collected by retention.
+///
+/// Cost: one listing of the source; then only the objects that are new or whose size or version
+/// stamp changed are read, hashed and (if their content is new) uploaded, `parallelism` at a
+/// time. An unchanged object is taken from the index without any request: its blob was stored
+/// when that restore point was committed, and retention never deletes a blob a kept restore
+/// point references. The repository's blobs are listed only when there is no index, when most
+/// objects must be read, or when [`ObjectsSource::check_all_blobs`] is set; otherwise a new
+/// content hash costs one HEAD.
 pub async fn backup_objects(
     repo: &dyn Repository,
     location: &PolicyLocation,
@@ -88,44 +141,26 @@ pub async fn backup_objects(
     encryption: &Encryption,
     progress: &Progress,
 ) -> Result<ObjectsEntry> {
-    let listed = source
-        .store
-        .list(&source.prefix)
-        .await
-        .map_err(|e| Error::source("objects", e.to_string()))?;
-    // Blobs the repository has, plus those this run has claimed: two keys with the same content
-    // upload one blob.
-    let present: HashSet<String> = repo
-        .list(&location.blobs_prefix())
-        .await?
-        .iter()
-        .filter_map(|m| location.blob_hash(&m.key).map(str::to_owned))
-        .collect();
-    let present = &Mutex::new(present);
-    let outcomes: Vec<(String, Outcome)> = stream::iter(listed.into_iter().map(Ok))
-        .map_ok(|meta: ObjectMeta| async move {
-            let rel = meta
-                .key
-                .strip_prefix(&source.prefix)
-                .unwrap_or(&meta.key)
-                .to_owned();
-            let version = meta.version_stamp();
-            if let Some(prev) = previous.and_then(|p| p.entries.get(&rel))
-                && prev.size == meta.size
-                && prev.version == version
-                && present.lock().expect("blob set").contains(&prev.sha256)
-            {
-                return Ok((rel, Outcome::Reused(prev.clone())));
+    let blobs_prefix = location.blobs_prefix();
+    let list_blobs = previous.is_none() || source.check_all_blobs;
+    // The two listings overlap (a directory walk each, or paged S3 requests).
+    let (listed, mut stored_blobs) = futures::try_join!(
+        async {
+            source
+                .store
+                .list(&source.prefix)
+                .await
+                .map_err(|e| Error::source("objects", e.to_string()))
+        },
+        async {
+            if list_blobs {
+                repo.list(&blobs_prefix).await.map(Some)
+            } else {
+                Ok(None)
             }
-            let outcome = read_and_store(
-                repo, location, source, &meta, version, present, encryption, progress,
-            )
-            .await?;
-            Ok((rel, outcome))
-        })
-        .try_buffer_unordered(source.parallelism.max(1))
-        .try_collect()
-        .await?;
+        },
+    )?;
+
     let mut entry = ObjectsEntry {
         source: source.store.describe(),
         count: 0,
@@ -135,24 +170,85 @@ pub async fn backup_objects(
         read: 0,
         entries: BTreeMap::new(),
     };
-    for (key, outcome) in outcomes {
-        let object = match outcome {
-            Outcome::Reused(object) => object,
-            Outcome::Read {
-                entry: object,
-                uploaded_bytes,
-            } => {
-                entry.read += 1;
-                if let Some(bytes) = uploaded_bytes {
-                    entry.uploaded += 1;
-                    entry.uploaded_bytes += bytes;
-                }
-                object
+    // Unchanged objects come straight from the index; only the rest go to the parallel stage, so
+    // that `parallelism` objects are really read at once however sparse the changes are.
+    let present = stored_blobs.as_ref().map(|listing| {
+        listing
+            .iter()
+            .filter_map(|m| location.blob_hash(&m.key))
+            .collect::<HashSet<&str>>()
+    });
+    let mut to_read = Vec::new();
+    for meta in listed {
+        let rel = meta
+            .key
+            .strip_prefix(&source.prefix)
+            .unwrap_or(&meta.key)
+            .to_owned();
+        let version = meta.version_stamp();
+        match previous.and_then(|p| p.entries.get(&rel)) {
+            Some(prev)
+                if prev.size == meta.size
+                    && prev.version == version
+                    && present
+                        .as_ref()
+                        .is_none_or(|p| p.contains(prev.sha256.as_str())) =>
+            {
+                entry.count += 1;
+                entry.bytes += prev.size;
+                entry.entries.insert(rel, prev.clone());
             }
-        };
+            _ => to_read.push((rel, meta, version)),
+        }
+    }
+    drop(present);
+
+    // What the repository holds: the listing when there is one, or else the index's blobs —
+    // then an unknown hash is asked about, unless most objects are read anyway and one listing
+    // is cheaper than a HEAD each.
+    if stored_blobs.is_none() && to_read.len() > entry.entries.len() {
+        stored_blobs = Some(repo.list(&blobs_prefix).await?);
+    }
+    let blobs = Blobs {
+        known: Mutex::new(match &stored_blobs {
+            Some(listing) => listing
+                .iter()
+                .filter_map(|m| location.blob_hash(&m.key).map(str::to_owned))
+                .collect(),
+            None => previous
+                .into_iter()
+                .flat_map(|p| p.entries.values().map(|e| e.sha256.clone()))
+                .collect(),
+        }),
+        ask: stored_blobs.is_none(),
+        repo,
+        location,
+    };
+    drop(stored_blobs);
+    let blobs = &blobs;
+
+    let outcomes: Vec<(String, ReadObject)> = stream::iter(to_read.into_iter().map(Ok))
+        .map_ok(
+            |(rel, meta, version): (String, ObjectMeta, String)| async move {
+                let outcome = read_and_store(
+                    repo, location, source, &meta, version, blobs, encryption, progress,
+                )
+                .await?;
+                Ok((rel, outcome))
+            },
+        )
+        .try_buffer_unordered(source.parallelism.max(1))
+        .try_collect()
+        .await?;
+    for (key, read) in outcomes {
+        entry.read += 1;
+        if let Some(bytes) = read.uploaded_bytes {
+            entry.uploaded += 1;
+            entry.uploaded_bytes += bytes;
+        }
         entry.count += 1;
-        entry.bytes += object.size;
-        entry.entries.insert(key, object);
+        entry.bytes += read.entry.size;
+        entry.entries.insert(key, read.entry);
     }
     Ok(entry)
 }
@@ -164,10 +260,10 @@ async fn read_and_store(
     source: &ObjectsSource,
     meta: &ObjectMeta,
     version: String,
-    present: &Mutex<HashSet<String>>,
+    blobs: &Blobs<'_>,
     encryption: &Encryption,
     progress: &Progress,
-) -> Result<Outcome> {
+) -> Result<ReadObject> {
     let fail = |e: Error| Error::source("objects", format!("{}: {e}", meta.key));
     if meta.size <= source.small_object_limit {
         let mut data = Vec::with_capacity(meta.size as usize);
@@ -182,7 +278,7 @@ async fn read_and_store(
             .map_err(|e| fail(Error::io("reading", e)))?;
         let sha256 = hex::encode(Sha256::digest(&data));
         let size = data.len() as u64;
-        let claimed = present.lock().expect("blob set").insert(sha256.clone());
+        let claimed = blobs.claim(&sha256).await?;
         let uploaded_bytes = if !claimed {
             None
         } else {
@@ -198,7 +294,7 @@ async fn read_and_store(
             .await?;
             Some(stored.stored_bytes)
         };
-        return Ok(Outcome::Read {
+        return Ok(ReadObject {
             entry: ObjectEntry {
                 sha256,
                 size,
@@ -219,8 +315,8 @@ async fn read_and_store(
         .map_err(|e| fail(Error::io("reading", e)))?;
     let (hasher, size) = std::mem::take(&mut *first.lock().expect("hash lock"));
     let sha256 = hex::encode(hasher.finalize());
-    if !present.lock().expect("blob set").insert(sha256.clone()) {
-        return Ok(Outcome::Read {
+    if !blobs.claim(&sha256).await? {
+        return Ok(ReadObject {
             entry: ObjectEntry {
                 sha256,
                 size,
@@ -253,7 +349,7 @@ async fn read_and_store(
             format!("{} changed while it was being backed up", meta.key),
         ));
     }
-    Ok(Outcome::Read {
+    Ok(ReadObject {
         entry: ObjectEntry {
             sha256,
             size,

@@ -164,10 +164,23 @@ impl Repository for LocalRepository {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<ByteReader>> {
         Box::pin(async move {
             let path = self.path_of(key)?;
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|e| Error::repo("get", key, e))?;
-            Ok(Box::pin(tokio::io::BufReader::with_capacity(256 * 1024, file)) as ByteReader)
+            // Open and size the file in one trip to the blocking pool; the read buffer is no
+            // larger than the file (a photo of a few KiB does not get 256 KiB zero-filled).
+            let (file, len) = tokio::task::spawn_blocking(move || {
+                let file = std::fs::File::open(&path)?;
+                let len = file.metadata()?.len();
+                io::Result::Ok((file, len))
+            })
+            .await
+            .map_err(|e| Error::repo("get", key, e))?
+            .map_err(|e| Error::repo("get", key, e))?;
+            let capacity = usize::try_from(len)
+                .unwrap_or(usize::MAX)
+                .clamp(8 * 1024, 256 * 1024);
+            Ok(Box::pin(tokio::io::BufReader::with_capacity(
+                capacity,
+                tokio::fs::File::from_std(file),
+            )) as ByteReader)
         })
     }
 
