@@ -74,9 +74,9 @@ kubectl kustomize manifests >/dev/null
 echo "ok"
 
 step "tests"
-# The end-to-end tests run the `tend` binary; build it first (with the same feature resolution
-# the tests use) so that no test spends its time compiling.
-cargo build --locked -p tend-e2e -p tend --bin tend
+# The end-to-end tests run the `tend` and `fieldbook` binaries; build them first, with the same
+# command the test harness runs, so that no test spends its time compiling.
+cargo build --locked --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast "$@"
     # nextest does not run doctests.

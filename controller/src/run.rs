@@ -149,7 +149,13 @@ pub async fn run_with_client(
         config.backup.clone(),
     ));
     let controllers = futures::future::join_all(vec![
-        controller::<BackupPolicy>(&client, &config, ctx.clone(), stopped()),
+        controller_with::<BackupPolicy>(
+            &client,
+            &config,
+            ctx.clone(),
+            stopped(),
+            Some(ctx.backups.finished_runs().boxed()),
+        ),
         controller::<RestoreRequest>(&client, &config, ctx.clone(), stopped()),
         controller::<AlertRule>(&client, &config, ctx.clone(), stopped()),
         controller::<EscalationPolicy>(&client, &config, ctx.clone(), stopped()),
@@ -194,11 +200,27 @@ fn controller<K: TendKind>(
     ctx: Arc<Context>,
     stopped: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> futures::future::BoxFuture<'static, ()> {
+    controller_with::<K>(client, config, ctx, stopped, None)
+}
+
+/// A controller that also reconciles every object of its kind when `trigger` yields (a backup
+/// run finished).
+fn controller_with<K: TendKind>(
+    client: &Client,
+    config: &RunConfig,
+    ctx: Arc<Context>,
+    stopped: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    trigger: Option<futures::stream::BoxStream<'static, ()>>,
+) -> futures::future::BoxFuture<'static, ()> {
     let api: Api<DeserializeGuard<K>> = match &config.watch_namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    Controller::new(api, watcher::Config::default().any_semantic())
+    let mut controller = Controller::new(api, watcher::Config::default().any_semantic());
+    if let Some(trigger) = trigger {
+        controller = controller.reconcile_all_on(trigger);
+    }
+    controller
         .graceful_shutdown_on(stopped)
         .run(reconcile_guarded::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {

@@ -8,10 +8,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod fieldbook;
 pub mod process;
 mod tend;
 
-pub use tend::{Tend, free_port, http_get, tend_binary};
+pub use tend::{Tend, free_port, http_get, tend_binary, workspace_binary};
 
 use anyhow::{Context, bail};
 use devcluster::{DevCluster, Options};

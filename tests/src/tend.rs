@@ -14,37 +14,53 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The `tend` binary next to this test binary, built first with
-/// `cargo build -p tend-e2e -p tend --bin tend` so it is never stale (`TEND_BIN` overrides).
+/// The `tend` binary next to this test binary, built first (see [`workspace_binary`]) so it is
+/// never stale (`TEND_BIN` overrides).
 pub fn tend_binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            if let Ok(p) = std::env::var("TEND_BIN") {
-                return PathBuf::from(p);
-            }
-            let exe = std::env::current_exe().expect("test binary path");
-            // <target>/<profile>/deps/<test> → <target>/<profile>/tend
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("target profile dir")
-                .to_path_buf();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.current_dir(repo_root())
-                .args(["build", "-p", "tend", "--bin", "tend"]);
-            if profile_dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            if let Some(target) = profile_dir.parent() {
-                cmd.env("CARGO_TARGET_DIR", target);
-            }
-            let status = cmd.status().expect("running cargo build -p tend");
-            assert!(status.success(), "cargo build -p tend failed");
-            profile_dir.join("tend")
-        })
+        .get_or_init(|| workspace_binary("tend", "tend", "TEND_BIN"))
         .clone()
+}
+
+/// The path of the workspace binary `bin`, in the target dir of this test binary (same
+/// profile); the environment variable `override_var` names a prebuilt one instead.
+///
+/// The first call runs `cargo build --workspace --bins` — the exact command `scripts/test.sh`
+/// runs before the tests, so here it only checks that nothing is stale. Building every binary
+/// with one command keeps cargo's feature resolution the same for all of them (building one
+/// package alone would resolve its dependencies' features differently and rebuild them).
+pub fn workspace_binary(_package: &str, bin: &str, override_var: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(override_var) {
+        return PathBuf::from(p);
+    }
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_workspace_binaries).join(bin)
+}
+
+fn build_workspace_binaries() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // <target>/<profile>/deps/<test> → <target>/<profile>/<bin>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir")
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(repo_root())
+        .args(["build", "--workspace", "--bins"]);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    if let Some(target) = profile_dir.parent() {
+        cmd.env("CARGO_TARGET_DIR", target);
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("running cargo build --workspace --bins: {e}"));
+    assert!(status.success(), "cargo build --workspace --bins failed");
+    profile_dir
 }
 
 /// A running `tend run` process.
@@ -126,6 +142,20 @@ impl TestCluster {
     pub async fn apply_tend_examples(&self, extra: &[&str]) -> anyhow::Result<()> {
         let root = repo_root();
         let p = |s: &str| root.join(s).to_string_lossy().into_owned();
+        self.install_tend_crds(extra).await?;
+        for dir in ["examples", "examples/dev-secrets"] {
+            let mut args = vec!["apply".to_string(), "-f".into(), p(dir)];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            self.kubectl(&a).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies the tend CRDs and waits until they are established.
+    pub async fn install_tend_crds(&self, extra: &[&str]) -> anyhow::Result<()> {
+        let root = repo_root();
+        let p = |s: &str| root.join(s).to_string_lossy().into_owned();
         let mut args = vec!["apply".to_string(), "-f".into(), p("manifests/crds")];
         args.extend(extra.iter().map(|s| s.to_string()));
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -146,12 +176,6 @@ impl TestCluster {
                 "--timeout=60s",
             ])
             .await?;
-        }
-        for dir in ["examples", "examples/dev-secrets"] {
-            let mut args = vec!["apply".to_string(), "-f".into(), p(dir)];
-            args.extend(extra.iter().map(|s| s.to_string()));
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            self.kubectl(&a).await?;
         }
         Ok(())
     }

@@ -77,13 +77,16 @@ type Key = (String, String);
 struct Running {
     id: String,
     progress: Progress,
-    task: JoinHandle<Outcome>,
+    /// Filled by the task just before it ends (then `finished` is notified).
+    outcome: Arc<Mutex<Option<Outcome>>>,
+    task: JoinHandle<()>,
 }
 
 /// Backup runs in progress in this process, by policy.
 #[derive(Default)]
 pub struct BackupRuns {
     runs: Mutex<HashMap<Key, Running>>,
+    finished: Arc<tokio::sync::Notify>,
 }
 
 enum Poll {
@@ -98,19 +101,33 @@ impl BackupRuns {
         let Some(run) = runs.get_mut(key) else {
             return Poll::Idle;
         };
+        let outcome = run.outcome.lock().expect("outcome lock").take();
+        if let Some(outcome) = outcome {
+            runs.remove(key);
+            return Poll::Finished(Box::new(outcome));
+        }
         if !run.task.is_finished() {
             return Poll::Running {
                 id: run.id.clone(),
                 bytes: run.progress.bytes(),
             };
         }
+        // The task ended without an outcome: it panicked.
         let run = runs.remove(key).expect("present");
-        let id = run.id.clone();
-        match run.task.now_or_never() {
-            Some(Ok(outcome)) => Poll::Finished(Box::new(outcome)),
-            Some(Err(error)) => Poll::Finished(Box::new(Outcome::crashed(id, &error))),
-            None => Poll::Idle,
-        }
+        let error = match run.task.now_or_never() {
+            Some(Err(error)) => error.to_string(),
+            _ => "no outcome".to_string(),
+        };
+        Poll::Finished(Box::new(Outcome::crashed(run.id, &error)))
+    }
+
+    /// A stream that yields whenever a run finishes, so the controller reconciles at once
+    /// instead of at the next progress poll.
+    pub fn finished_runs(&self) -> impl futures::Stream<Item = ()> + Send + 'static {
+        futures::stream::unfold(self.finished.clone(), |notify| async move {
+            notify.notified().await;
+            Some(((), notify))
+        })
     }
 
     fn start(&self, key: Key, run: Running) {
@@ -165,7 +182,7 @@ struct PointSummary {
 }
 
 impl Outcome {
-    fn crashed(id: String, error: &tokio::task::JoinError) -> Self {
+    fn crashed(id: String, error: &str) -> Self {
         Outcome {
             id,
             finished: Timestamp::now(),
@@ -417,12 +434,23 @@ fn start_run(
         tools: ctx.backup_settings.postgres_tools.clone(),
         clock: ctx.clock.clone(),
     };
-    let task = tokio::spawn(execute(plan, progress.clone()));
+    let outcome = Arc::new(Mutex::new(None));
+    let task = {
+        let outcome = outcome.clone();
+        let finished = ctx.backups.finished.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            let result = execute(plan, progress).await;
+            *outcome.lock().expect("outcome lock") = Some(result);
+            finished.notify_one();
+        })
+    };
     ctx.backups.start(
         key.clone(),
         Running {
             id: id.clone(),
             progress,
+            outcome,
             task,
         },
     );

@@ -1,0 +1,682 @@
+//! BackupPolicy end to end: the real controller against devcluster, backing up fieldbook (SQLite
+//! through its ops API, or PostgreSQL with pg_dump), photos (a directory or an S3 bucket) and
+//! config into a local or S3 repository; scheduled runs and retention over simulated days with
+//! an injected clock; a controller killed mid-backup.
+//!
+//! Real peers: a throwaway PostgreSQL cluster (initdb) and moto's S3 server, started here.
+
+#[path = "../../backup/tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use jiff::Timestamp;
+use serde_json::Value;
+use tend::context::Clock;
+use tend::run::{RunConfig, run_with_client};
+use tend_backup::{Decryption, LocalRepository, PolicyLocation, Repository, restore_points};
+use tend_e2e::fieldbook::{Fieldbook, PhotoStore};
+use tend_e2e::{TestCluster, WAIT, eventually, free_port};
+
+const NS: &str = "farm";
+
+async fn setup(c: &TestCluster, keys: &common::Keys) -> anyhow::Result<()> {
+    c.install_tend_crds(&[]).await?;
+    c.apply_yaml(
+        &[],
+        &format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NS}\n---\n\
+             apiVersion: v1\nkind: Secret\nmetadata:\n  name: backup-age\n  namespace: {NS}\n\
+             stringData:\n  recipients: {}\n  identity: {}\n---\n\
+             apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: farm-settings\n  namespace: {NS}\n  labels: {{app: farm}}\n\
+             data:\n  greeting: hello\n",
+            keys.recipient, keys.identity
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn policy_status(c: &TestCluster, name: &str) -> anyhow::Result<Value> {
+    let out = c
+        .kubectl(&["get", "backuppolicy", name, "-n", NS, "-o", "json"])
+        .await?;
+    let object: Value = serde_json::from_str(&out)?;
+    Ok(object["status"].clone())
+}
+
+/// Waits until `lastBackup` is a finished run other than `previous`; returns the status.
+async fn finished_run(
+    c: &TestCluster,
+    name: &str,
+    previous: Option<&str>,
+    log: impl Fn() -> String,
+) -> anyhow::Result<Value> {
+    let res = eventually(WAIT * 3, "a backup run to finish", || async {
+        let status = policy_status(c, name).await.ok()?;
+        let run = &status["lastBackup"];
+        let id = run["id"].as_str()?;
+        let done = run["result"] == "Succeeded" || run["result"] == "Failed";
+        (done && Some(id) != previous).then_some(status)
+    })
+    .await;
+    res.map_err(|e| anyhow::anyhow!("{e}\n--- log ---\n{}", log()))
+}
+
+async fn request_backup(c: &TestCluster, name: &str, value: &str) -> anyhow::Result<()> {
+    c.kubectl(&[
+        "annotate",
+        "--overwrite",
+        "backuppolicy",
+        name,
+        "-n",
+        NS,
+        &format!("tend.dev/backup-now={value}"),
+    ])
+    .await?;
+    Ok(())
+}
+
+fn write_photos(dir: &Path, count: usize, size: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..count {
+        let sub = dir.join(format!("{:02x}", i % 16));
+        std::fs::create_dir_all(&sub).unwrap();
+        let body: Vec<u8> = (0..size)
+            .map(|j| ((i * 7919 + j * 31) ^ (j >> 3)) as u8)
+            .collect();
+        std::fs::write(sub.join(format!("photo-{i}.jpg")), body).unwrap();
+    }
+}
+
+fn events_of(describe: &str) -> String {
+    describe
+        .split("\nEvents:")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Scheduled runs over sixteen simulated days (the clock is injected, nothing sleeps): every
+/// day's 02:00 run produces a restore point, and retention (2 daily, 3 weekly) keeps exactly
+/// the generations it should, in status and in the repository. Then the RPO objective is
+/// breached when runs stop.
+#[tokio::test]
+async fn scheduled_backups_over_sixteen_days_keep_the_configured_generations() -> anyhow::Result<()>
+{
+    let c = TestCluster::start().await?;
+    let keys = common::Keys::new();
+    setup(&c, &keys).await?;
+    let photos = c.dir.path().join("photos");
+    write_photos(&photos, 20, 4096);
+    let repo_dir = c.dir.path().join("repository");
+    c.apply_yaml(
+        &[],
+        &format!(
+            r#"apiVersion: tend.dev/v1alpha1
+kind: BackupPolicy
+metadata: {{name: daily, namespace: {NS}}}
+spec:
+  schedule: "0 2 * * *"
+  targets:
+    objects: {{filesystem: {{path: {photos}}}}}
+    config:
+      configMapSelector: {{matchLabels: {{app: farm}}}}
+  repository: {{filesystem: {{path: {repo}}}}}
+  encryption:
+    recipientsSecretRef: {{name: backup-age, key: recipients}}
+  retention: {{keepDaily: 2, keepWeekly: 3}}
+  objectives: {{rpo: 26h}}
+"#,
+            photos = photos.display(),
+            repo = repo_dir.display()
+        ),
+    )
+    .await?;
+
+    let seconds = Arc::new(AtomicI64::new(
+        "2026-12-01T02:00:30Z".parse::<Timestamp>()?.as_second(),
+    ));
+    let clock = {
+        let seconds = seconds.clone();
+        Clock::from_fn(move || Timestamp::from_second(seconds.load(Ordering::SeqCst)).unwrap())
+    };
+    let mut config = RunConfig::new(format!("127.0.0.1:{}", free_port()).parse()?);
+    config.clock = clock;
+    let client = c.client().await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(run_with_client(client, config, async move {
+        let _ = stop_rx.await;
+    }));
+
+    let mut previous: Option<String> = None;
+    for day in 1..=16 {
+        let now: Timestamp = format!("2026-12-{day:02}T02:00:30Z").parse()?;
+        seconds.store(now.as_second(), Ordering::SeqCst);
+        // Moving the clock does not wake the controller; any change to the object does.
+        c.kubectl(&[
+            "annotate",
+            "--overwrite",
+            "backuppolicy",
+            "daily",
+            "-n",
+            NS,
+            &format!("test.tend.dev/day={day}"),
+        ])
+        .await?;
+        let status = finished_run(&c, "daily", previous.as_deref(), String::new).await?;
+        let run = &status["lastBackup"];
+        assert_eq!(run["result"], "Succeeded", "day {day}: {status:#}");
+        assert_eq!(run["trigger"], "Schedule");
+        let id = run["id"].as_str().unwrap().to_string();
+        assert!(
+            id.starts_with(&format!("202612{day:02}T020030Z")),
+            "day {day}: {id}"
+        );
+        assert_eq!(
+            status["lastScheduleTime"],
+            format!("2026-12-{day:02}T02:00:00Z")
+        );
+        previous = Some(id);
+    }
+
+    let status = policy_status(&c, "daily").await?;
+    let kept_days: Vec<String> = status["restorePoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap()[6..8].to_string())
+        .collect();
+    // Daily: the 16th and 15th. Weekly (ISO weeks): 51 → the 16th, 50 → the 13th, 49 → the 6th.
+    assert_eq!(kept_days, ["16", "15", "13", "06"], "{status:#}");
+    let retention = &status["lastRetention"];
+    let kept: Vec<(&str, Vec<&str>)> = retention["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                &k["id"].as_str().unwrap()[6..8],
+                k["reasons"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.as_str().unwrap())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("16", vec!["daily", "weekly"]),
+            ("15", vec!["daily"]),
+            ("13", vec!["weekly"]),
+            ("06", vec!["weekly"]),
+        ],
+        "{retention:#}"
+    );
+    assert_eq!(
+        retention["deleted"].as_array().unwrap().len(),
+        1,
+        "the last pass deleted the 14th: {retention:#}"
+    );
+    // The repository agrees: only those four are restore points.
+    let repo = LocalRepository::new(&repo_dir)?;
+    let location = PolicyLocation::new(NS, "daily");
+    let in_repo: Vec<String> = restore_points(&repo, &location)
+        .await?
+        .iter()
+        .map(|p| p.id[6..8].to_string())
+        .collect();
+    assert_eq!(in_repo, ["16", "15", "13", "06"]);
+    assert_eq!(status["currentRpo"], "0s");
+    let rpo = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "RPOMet")
+        .cloned()
+        .unwrap();
+    assert_eq!(rpo["status"], "True", "{rpo}");
+
+    // Runs stop (suspended); two days later the RPO objective of 26h is breached.
+    seconds.store(
+        "2026-12-18T02:00:30Z".parse::<Timestamp>()?.as_second(),
+        Ordering::SeqCst,
+    );
+    c.kubectl(&[
+        "patch",
+        "backuppolicy",
+        "daily",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"suspend":true}}"#,
+    ])
+    .await?;
+    let breached = eventually(WAIT, "RPOMet to become False", || async {
+        let status = policy_status(&c, "daily").await.ok()?;
+        let rpo = status["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "RPOMet")?
+            .clone();
+        (rpo["status"] == "False").then_some((rpo, status))
+    })
+    .await?;
+    assert_eq!(breached.0["reason"], "RPOBreached");
+    assert_eq!(breached.1["currentRpo"], "48h0m0s");
+    let describe = c
+        .kubectl(&["describe", "backuppolicy", "daily", "-n", NS])
+        .await?;
+    let events = events_of(&describe);
+    assert!(events.contains("RPOBreached"), "{describe}");
+    assert!(events.contains("BackupSucceeded"), "{describe}");
+
+    let _ = stop_tx.send(());
+    controller.await??;
+    Ok(())
+}
+
+/// The real `tend` binary backs up fieldbook on SQLite (snapshot and settings through the ops
+/// API), its photo directory and a ConfigMap on demand. A bad recipient first fails the run
+/// with a message naming the field; after the fix the next request succeeds, and the stored
+/// snapshot decrypts to a readable SQLite database.
+#[tokio::test]
+async fn on_demand_backup_of_fieldbook_on_sqlite() -> anyhow::Result<()> {
+    let c = TestCluster::start().await?;
+    let keys = common::Keys::new();
+    setup(&c, &keys).await?;
+    let app_dir = c.dir.path().join("fieldbook");
+    let photos = app_dir.join("photos");
+    write_photos(&photos, 12, 2048);
+    let db = app_dir.join("fieldbook.db");
+    let app = Fieldbook::start(
+        &app_dir,
+        &db.display().to_string(),
+        PhotoStore::Dir(photos.clone()),
+    )
+    .await?;
+    app.create_admin(&app_dir, "admin@example.com")?;
+    let repo_dir = c.dir.path().join("repository");
+    c.apply_yaml(
+        &[],
+        &format!(
+            r#"apiVersion: v1
+kind: Secret
+metadata: {{name: fieldbook-ops, namespace: {NS}}}
+stringData: {{token: {token}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: wrong-age, namespace: {NS}}}
+stringData: {{recipients: not-an-age-recipient}}
+---
+apiVersion: tend.dev/v1alpha1
+kind: BackupPolicy
+metadata: {{name: fieldbook, namespace: {NS}}}
+spec:
+  schedule: "0 2 * * *"
+  app:
+    endpoint: {endpoint}
+    tokenSecretRef: {{name: fieldbook-ops, key: token}}
+  targets:
+    database: {{sqlite: {{}}}}
+    objects: {{filesystem: {{path: {photos}}}}}
+    config:
+      configMapSelector: {{matchLabels: {{app: farm}}}}
+      appSettings: true
+  repository: {{filesystem: {{path: {repo}}}}}
+  encryption:
+    recipientsSecretRef: {{name: wrong-age, key: recipients}}
+"#,
+            token = app.token,
+            endpoint = app.ops_endpoint(),
+            photos = photos.display(),
+            repo = repo_dir.display()
+        ),
+    )
+    .await?;
+    let tend = c.start_tend("backup-sqlite").await?;
+    let log = || tend.proc.log_text();
+
+    request_backup(&c, "fieldbook", "first").await?;
+    let status = finished_run(&c, "fieldbook", None, log).await?;
+    let failed = &status["lastBackup"];
+    assert_eq!(failed["result"], "Failed", "{status:#}");
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.encryption.recipientsSecretRef"),
+        "{message}"
+    );
+    assert!(status.get("restorePoints").is_none(), "{status:#}");
+    let ready = &status["conditions"].as_array().unwrap()[0];
+    assert_eq!(ready["reason"], "BackupFailed", "{status:#}");
+
+    c.kubectl(&[
+        "patch",
+        "backuppolicy",
+        "fieldbook",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"encryption":{"recipientsSecretRef":{"name":"backup-age","key":"recipients"}}}}"#,
+    ])
+    .await?;
+    request_backup(&c, "fieldbook", "second").await?;
+    let failed_id = failed["id"].as_str().unwrap().to_string();
+    let status = finished_run(&c, "fieldbook", Some(&failed_id), log).await?;
+    let run = &status["lastBackup"];
+    assert_eq!(run["result"], "Succeeded", "{status:#}");
+    assert_eq!(run["trigger"], "Manual");
+    assert_eq!(status["lastManualRequest"], "second");
+    assert_eq!(status["restorePoints"].as_array().unwrap().len(), 1);
+    let components: Vec<&str> = run["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["component"].as_str().unwrap())
+        .collect();
+    assert_eq!(components, ["database", "config", "objects"], "{run:#}");
+    let objects = run["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "objects")
+        .unwrap();
+    assert_eq!(objects["objects"], 12);
+    let config = run["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "config")
+        .unwrap();
+    assert_eq!(config["objects"], 2, "one ConfigMap and the app settings");
+
+    // What kubectl shows.
+    let table = c.kubectl(&["get", "bp", "-n", NS]).await?;
+    let row = table.lines().nth(1).unwrap_or_default();
+    assert!(row.contains("Succeeded") && row.contains("True"), "{table}");
+    let describe = c
+        .kubectl(&["describe", "bp", "fieldbook", "-n", NS])
+        .await?;
+    let events = events_of(&describe);
+    for reason in ["BackupStarted", "BackupFailed", "BackupSucceeded"] {
+        assert!(events.contains(reason), "{reason} missing:\n{describe}");
+    }
+    assert!(!describe.contains(&app.token), "the ops token leaked");
+    assert!(
+        !describe.contains(&keys.identity),
+        "the age identity leaked"
+    );
+
+    // The stored snapshot is the app's database.
+    let repo = LocalRepository::new(&repo_dir)?;
+    let location = PolicyLocation::new(NS, "fieldbook");
+    let points = restore_points(&repo, &location).await?;
+    let manifest = &points[0].manifest;
+    let restored = c.dir.path().join("restored.db");
+    let mut file = tokio::fs::File::create(&restored).await?;
+    tend_backup::restore_part(
+        &repo,
+        &location,
+        manifest,
+        "database.sqlite.zst.age",
+        &Decryption::from_identities(&keys.identity)?,
+        &mut file,
+    )
+    .await?;
+    drop(file);
+    let users = sqlite_count(&restored, "users")?;
+    assert_eq!(users, "1");
+    let config_part = manifest
+        .parts
+        .iter()
+        .find(|p| p.component == "config")
+        .unwrap()
+        .name
+        .clone();
+    let mut archive = Vec::new();
+    tend_backup::restore_part(
+        &repo,
+        &location,
+        manifest,
+        &config_part,
+        &Decryption::from_identities(&keys.identity)?,
+        &mut archive,
+    )
+    .await?;
+    let archive: Value = serde_json::from_slice(&archive)?;
+    assert_eq!(archive["configMaps"][0]["data"]["greeting"], "hello");
+    assert_eq!(archive["appSettings"]["app"], "fieldbook", "{archive:#}");
+
+    let metrics = tend.metrics().await;
+    assert!(
+        metrics.contains(
+            "tend_backup_last_success_timestamp_seconds{namespace=\"farm\",policy=\"fieldbook\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tend_backup_failures_total"), "{metrics}");
+    Ok(())
+}
+
+fn sqlite_count(db: &Path, table: &str) -> anyhow::Result<String> {
+    let out = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(format!("SELECT count(*) FROM {table};"))
+        .output()
+        .map_err(|e| anyhow::anyhow!("sqlite3 is needed (apt-get install sqlite3): {e}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "sqlite3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// fieldbook on PostgreSQL with photos in an S3 bucket, backed up into an S3 repository (moto):
+/// pg_dump's row counts and every photo are in the manifest.
+#[tokio::test]
+async fn on_demand_backup_of_fieldbook_on_postgres_and_s3() -> anyhow::Result<()> {
+    let c = TestCluster::start().await?;
+    let keys = common::Keys::new();
+    setup(&c, &keys).await?;
+    let pg = common::Postgres::start();
+    pg.psql("postgres", "CREATE DATABASE fieldbook");
+    let moto = common::Moto::start();
+    let photos = common::s3_repo(&moto.endpoint(), "farm-photos", "photos").await;
+    for i in 0..8 {
+        let body = format!("photo {i}").repeat(1000).into_bytes();
+        let len = body.len() as u64;
+        photos
+            .put(
+                &format!("sha256/{i:02}/photo-{i}"),
+                Box::pin(std::io::Cursor::new(body)),
+                Some(len),
+            )
+            .await?;
+    }
+    // The bucket for the repository must exist too.
+    let _ = common::s3_repo(&moto.endpoint(), "farm-backups", "").await;
+    let app_dir = c.dir.path().join("fieldbook");
+    let url = format!(
+        "postgres://postgres:{}@127.0.0.1:{}/fieldbook",
+        pg.password, pg.port
+    );
+    let app = Fieldbook::start(
+        &app_dir,
+        &url,
+        PhotoStore::S3 {
+            endpoint: moto.endpoint(),
+            bucket: "farm-photos".into(),
+            prefix: "photos".into(),
+            access_key_id: common::S3_KEY_ID.into(),
+            secret_access_key: common::S3_SECRET.into(),
+        },
+    )
+    .await?;
+    app.create_admin(&app_dir, "admin@example.com")?;
+    c.apply_yaml(
+        &[],
+        &format!(
+            r#"apiVersion: v1
+kind: Secret
+metadata: {{name: fieldbook-db, namespace: {NS}}}
+stringData: {{host: 127.0.0.1, port: "{port}", dbname: fieldbook, user: postgres, password: {password}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: s3, namespace: {NS}}}
+stringData: {{accessKeyId: {key_id}, secretAccessKey: {secret}}}
+---
+apiVersion: tend.dev/v1alpha1
+kind: BackupPolicy
+metadata: {{name: fieldbook-pg, namespace: {NS}}}
+spec:
+  schedule: "0 2 * * *"
+  targets:
+    database:
+      postgres: {{connectionSecretRef: {{name: fieldbook-db}}}}
+    objects:
+      s3: {{bucket: farm-photos, prefix: photos, endpoint: "{endpoint}", forcePathStyle: true, credentialsSecretRef: {{name: s3}}}}
+  repository:
+    s3: {{bucket: farm-backups, prefix: tend, endpoint: "{endpoint}", forcePathStyle: true, credentialsSecretRef: {{name: s3}}}}
+  encryption:
+    recipientsSecretRef: {{name: backup-age, key: recipients}}
+"#,
+            port = pg.port,
+            password = pg.password,
+            key_id = common::S3_KEY_ID,
+            secret = common::S3_SECRET,
+            endpoint = moto.endpoint(),
+        ),
+    )
+    .await?;
+    let tend = c.start_tend("backup-pg").await?;
+    request_backup(&c, "fieldbook-pg", "1").await?;
+    let status = finished_run(&c, "fieldbook-pg", None, || tend.proc.log_text()).await?;
+    let run = &status["lastBackup"];
+    assert_eq!(run["result"], "Succeeded", "{status:#}");
+    let database = run["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "database")
+        .unwrap();
+    assert!(
+        database["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("postgresql"),
+        "{database}"
+    );
+    let repo = common::s3_repo(&moto.endpoint(), "farm-backups", "tend").await;
+    let location = PolicyLocation::new(NS, "fieldbook-pg");
+    let points = restore_points(&repo, &location).await?;
+    assert_eq!(points.len(), 1);
+    let manifest = &points[0].manifest;
+    let rows = &manifest.database.as_ref().unwrap().row_counts;
+    assert_eq!(rows.get("public.users"), Some(&1), "{rows:?}");
+    assert_eq!(manifest.objects.as_ref().unwrap().count, 8);
+    let log = tend.proc.log_text();
+    assert!(!log.contains(&pg.password), "the database password leaked");
+    assert!(!log.contains(common::S3_SECRET), "the S3 secret leaked");
+    Ok(())
+}
+
+/// SIGKILL during a run: after the restart the run is reported Failed (not left Running), its
+/// partial data is gone from the repository, and the next run succeeds.
+#[tokio::test]
+async fn a_run_interrupted_by_sigkill_is_failed_and_cleaned_up() -> anyhow::Result<()> {
+    let c = TestCluster::start().await?;
+    let keys = common::Keys::new();
+    setup(&c, &keys).await?;
+    let photos = c.dir.path().join("photos");
+    write_photos(&photos, 96, 1024 * 1024);
+    let repo_dir = c.dir.path().join("repository");
+    c.apply_yaml(
+        &[],
+        &format!(
+            r#"apiVersion: tend.dev/v1alpha1
+kind: BackupPolicy
+metadata: {{name: big, namespace: {NS}}}
+spec:
+  schedule: "0 2 * * *"
+  targets:
+    objects: {{filesystem: {{path: {photos}}}}}
+    config:
+      configMapSelector: {{matchLabels: {{app: farm}}}}
+  repository: {{filesystem: {{path: {repo}}}}}
+  encryption:
+    recipientsSecretRef: {{name: backup-age, key: recipients}}
+"#,
+            photos = photos.display(),
+            repo = repo_dir.display()
+        ),
+    )
+    .await?;
+    let mut tend = c.start_tend("backup-kill-1").await?;
+    request_backup(&c, "big", "1").await?;
+    let running = eventually(WAIT, "the run to report progress", || async {
+        let status = policy_status(&c, "big").await.ok()?;
+        let run = status["lastBackup"].clone();
+        (run["result"] == "Running" && run["bytes"].as_u64()? > 0).then_some(run)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", tend.proc.log_text()))?;
+    let id = running["id"].as_str().unwrap().to_string();
+    tend.proc.kill(); // SIGKILL
+    assert!(
+        !policy_status(&c, "big").await?["lastBackup"]["result"].eq("Failed"),
+        "nothing can have reported it yet"
+    );
+
+    let tend = c.start_tend("backup-kill-2").await?;
+    let status = finished_run(&c, "big", None, || tend.proc.log_text()).await?;
+    let run = &status["lastBackup"];
+    assert_eq!(run["id"], id.as_str());
+    assert_eq!(run["result"], "Failed", "{status:#}");
+    assert!(
+        run["message"].as_str().unwrap().starts_with("interrupted"),
+        "{run}"
+    );
+    let backup_dir = repo_dir.join(PolicyLocation::new(NS, "big").backup_prefix(&id));
+    assert!(
+        !backup_dir.exists() || leftover(&backup_dir).is_empty(),
+        "partial parts left: {:?}",
+        leftover(&backup_dir)
+    );
+    let temp: Vec<PathBuf> = leftover(&repo_dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(temp.is_empty(), "unfinished uploads left: {temp:?}");
+
+    request_backup(&c, "big", "2").await?;
+    let status = finished_run(&c, "big", Some(&id), || tend.proc.log_text()).await?;
+    assert_eq!(status["lastBackup"]["result"], "Succeeded", "{status:#}");
+    assert_eq!(status["restorePoints"].as_array().unwrap().len(), 1);
+    Ok(())
+}
+
+fn leftover(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
