@@ -455,6 +455,29 @@ spec:
     assert_eq!(archive["configMaps"][0]["data"]["greeting"], "hello");
     assert_eq!(archive["appSettings"]["app"], "fieldbook", "{archive:#}");
 
+    // An unusable repository fails the run with a message naming the field; the restore
+    // points already taken stay listed.
+    let good_id = run["id"].as_str().unwrap().to_string();
+    c.kubectl(&[
+        "patch",
+        "backuppolicy",
+        "fieldbook",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"repository":{"filesystem":{"path":"/proc/tend-cannot-write-here"}}}}"#,
+    ])
+    .await?;
+    request_backup(&c, "fieldbook", "third").await?;
+    let status = finished_run(&c, "fieldbook", Some(&good_id), log).await?;
+    let failed = &status["lastBackup"];
+    assert_eq!(failed["result"], "Failed", "{status:#}");
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.contains("spec.repository.filesystem"), "{message}");
+    assert_eq!(status["lastSuccessfulBackup"]["id"], good_id.as_str());
+    assert_eq!(status["restorePoints"].as_array().unwrap().len(), 1);
+
     let metrics = tend.metrics().await;
     assert!(
         metrics.contains(

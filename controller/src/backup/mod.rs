@@ -257,7 +257,7 @@ pub async fn operate(
             return verdict;
         }
         Poll::Finished(outcome) => {
-            record_outcome(policy, ctx, status, *outcome, &labels, &mut notes);
+            record_outcome(ctx, status, *outcome, &labels, &mut notes);
         }
         Poll::Idle => {
             if let Some(run) = status
@@ -622,12 +622,19 @@ fn component_results(success: &Success) -> Vec<ComponentResult> {
         };
         let message = match component {
             Component::Database => manifest.database.as_ref().map(|d| {
-                format!(
-                    "{} {}; {} source bytes",
-                    d.engine,
-                    d.server_version.as_deref().unwrap_or(""),
-                    part.source_bytes
-                )
+                let what = match d.engine.as_str() {
+                    // For SQLite the manifest keeps the snapshot's name in `server_version`.
+                    "sqlite" => format!(
+                        "sqlite snapshot {:?}",
+                        d.server_version.as_deref().unwrap_or("app")
+                    ),
+                    engine => format!(
+                        "{engine} {}; {} tables counted",
+                        d.server_version.as_deref().unwrap_or("(version unknown)"),
+                        d.row_counts.len()
+                    ),
+                };
+                format!("{what}; {} bytes before compression", part.source_bytes)
             }),
             _ => None,
         };
@@ -657,7 +664,6 @@ fn component_results(success: &Success) -> Vec<ComponentResult> {
 }
 
 fn record_outcome(
-    policy: &BackupPolicy,
     ctx: &Context,
     status: &mut BackupPolicyStatus,
     outcome: Outcome,
@@ -795,7 +801,6 @@ fn record_outcome(
         )),
         None => {}
     }
-    let _ = policy;
 }
 
 fn set_restore_points(status: &mut BackupPolicyStatus, points: Vec<PointSummary>) {
