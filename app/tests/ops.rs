@@ -650,6 +650,12 @@ async fn snapshot_is_a_consistent_sqlite_database_or_refused_on_postgres(backend
                 "n",
             );
             assert_eq!(n, 1);
+            // The response names the rows of this very snapshot.
+            let counts: serde_json::Value =
+                serde_json::from_str(r.headers["x-fieldbook-row-counts"].to_str().unwrap())
+                    .unwrap();
+            assert_eq!(counts["users"], 1, "{counts}");
+            assert_eq!(counts["records"], 0, "{counts}");
             let report = fieldbook::logs::verify_chains(&db).await.unwrap();
             assert!(report.ok(), "{:?}", report.problems);
         }

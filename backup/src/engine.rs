@@ -31,6 +31,8 @@ pub enum DatabaseSource {
     Sqlite {
         name: String,
         snapshot: ByteReader,
+        /// Rows per table in this snapshot, when the source reports them (empty otherwise).
+        row_counts: BTreeMap<String, u64>,
     },
 }
 
@@ -155,7 +157,11 @@ async fn write_backup(job: &mut BackupJob, id: &str, started_at: Timestamp) -> R
                 row_counts: dump.row_counts,
             });
         }
-        Some(DatabaseSource::Sqlite { name: db, snapshot }) => {
+        Some(DatabaseSource::Sqlite {
+            name: db,
+            snapshot,
+            row_counts,
+        }) => {
             let name = "database.sqlite.zst.age";
             let stored = pipeline::store(
                 repo,
@@ -172,7 +178,7 @@ async fn write_backup(job: &mut BackupJob, id: &str, started_at: Timestamp) -> R
                 engine: "sqlite".to_owned(),
                 part: name.to_owned(),
                 server_version: Some(db),
-                row_counts: BTreeMap::new(),
+                row_counts,
             });
         }
         None => {}

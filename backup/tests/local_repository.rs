@@ -116,6 +116,7 @@ async fn backup_is_not_a_restore_point_until_manifest_written() {
     // The snapshot stream breaks half way: the run fails, names the component, leaves nothing.
     let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
     job.database = Some(DatabaseSource::Sqlite {
+        row_counts: Default::default(),
         name: "app".into(),
         snapshot: Box::pin(FailingReader { left: 3 << 20 }),
     });
@@ -139,6 +140,7 @@ async fn backup_is_not_a_restore_point_until_manifest_written() {
     let config = br#"{"configMaps":[{"name":"settings"}]}"#.to_vec();
     let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
     job.database = Some(DatabaseSource::Sqlite {
+        row_counts: Default::default(),
         name: "app".into(),
         snapshot: Box::pin(io::Cursor::new(db.clone())),
     });
@@ -197,6 +199,7 @@ async fn a_tampered_part_fails_verification_and_restore() {
     let loc = PolicyLocation::new("shop", "nightly");
     let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
     job.database = Some(DatabaseSource::Sqlite {
+        row_counts: Default::default(),
         name: "app".into(),
         snapshot: Box::pin(io::Cursor::new(pseudo_random(200_000, 3))),
     });
@@ -254,6 +257,7 @@ async fn bad_recipients_and_wrong_identities_are_clear_errors_without_secrets() 
     let loc = PolicyLocation::new("shop", "nightly");
     let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
     job.database = Some(DatabaseSource::Sqlite {
+        row_counts: Default::default(),
         name: "app".into(),
         snapshot: Box::pin(io::Cursor::new(b"data".to_vec())),
     });
@@ -369,6 +373,7 @@ async fn retention_deletes_expired_backups_unreferenced_blobs_and_leftovers() {
         let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
         job.objects = Some(ObjectsSource::new(photos.clone(), ""));
         job.database = Some(DatabaseSource::Sqlite {
+            row_counts: Default::default(),
             name: "app".into(),
             snapshot: Box::pin(io::Cursor::new(format!("db {day}").into_bytes())),
         });
@@ -481,6 +486,7 @@ async fn a_run_killed_mid_backup_leaves_no_restore_point_and_retention_cleans_it
     let loc = PolicyLocation::new("shop", "nightly");
     let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
     job.database = Some(DatabaseSource::Sqlite {
+        row_counts: Default::default(),
         name: "app".into(),
         snapshot: Box::pin(HangingReader {
             data: io::Cursor::new(pseudo_random(2 << 20, 5)),

@@ -191,6 +191,7 @@ async fn manual_restore_of_sqlite_with_standard_tools() {
     let loc = PolicyLocation::new("fieldbook", "nightly");
     let mut job = BackupJob::new(repo, loc, keys.encryption());
     job.database = Some(DatabaseSource::Sqlite {
+        row_counts: Default::default(),
         name: "app".into(),
         snapshot: Box::pin(tokio::fs::File::open(&db).await.unwrap()),
     });

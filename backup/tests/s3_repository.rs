@@ -95,6 +95,7 @@ async fn s3_round_trip_single_put_and_multipart_leave_no_pending_upload() {
         let data = pseudo_random(size, size as u64);
         let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
         job.database = Some(DatabaseSource::Sqlite {
+            row_counts: Default::default(),
             name: "app".into(),
             snapshot: Box::pin(io::Cursor::new(data.clone())),
         });
@@ -160,6 +161,7 @@ async fn s3_server_gone_mid_upload_fails_cleanly_and_nothing_is_left_behind() {
 
     let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
     job.database = Some(DatabaseSource::Sqlite {
+        row_counts: Default::default(),
         name: "app".into(),
         snapshot: Box::pin(SlowSource::new(200 << 20, false)),
     });
@@ -218,6 +220,7 @@ async fn s3_server_gone_mid_upload_fails_cleanly_and_nothing_is_left_behind() {
 
     let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
     job.database = Some(DatabaseSource::Sqlite {
+        row_counts: Default::default(),
         name: "app".into(),
         snapshot: Box::pin(SlowSource::new(12 << 20, false)),
     });
@@ -284,6 +287,7 @@ async fn s3_run_killed_mid_upload_leaves_an_upload_that_retention_aborts() {
     let loc = PolicyLocation::new("shop", "nightly");
     let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
     job.database = Some(DatabaseSource::Sqlite {
+        row_counts: Default::default(),
         name: "app".into(),
         snapshot: Box::pin(SlowSource::new(200 << 20, false)),
     });

@@ -434,6 +434,10 @@ spec:
     drop(file);
     let users = sqlite_count(&restored, "users")?;
     assert_eq!(users, "1");
+    // fieldbook counted the snapshot's rows; the manifest keeps them for restore checks.
+    let counts = &manifest.database.as_ref().unwrap().row_counts;
+    assert_eq!(counts.get("users"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("records"), Some(&0), "{counts:?}");
     let config_part = manifest
         .parts
         .iter()

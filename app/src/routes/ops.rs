@@ -280,6 +280,8 @@ pub async fn snapshot(State(state): State<AppState>) -> AppResult<Response> {
     let literal = path.to_string_lossy().replace('\'', "''");
     let vacuum = format!("VACUUM INTO '{literal}'");
     state.db.exec(&state.db.pool, sqlx::query(&vacuum)).await?;
+    // Counted in the snapshot itself, so they describe exactly the rows it holds.
+    let row_counts = snapshot_row_counts(&path).await?;
     let file = tokio::fs::File::open(&path).await?;
     let size = file.metadata().await?.len();
     ops_audit(&state, "snapshot", json!({"bytes": size})).await;
@@ -293,10 +295,32 @@ pub async fn snapshot(State(state): State<AppState>) -> AppResult<Response> {
         [
             (header::CONTENT_TYPE, "application/vnd.sqlite3".to_string()),
             (header::CONTENT_LENGTH, size.to_string()),
+            (
+                header::HeaderName::from_static(ROW_COUNTS_HEADER),
+                Value::from(row_counts).to_string(),
+            ),
         ],
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// Response header of `/snapshot`: the rows per table in the snapshot, as a JSON object.
+pub const ROW_COUNTS_HEADER: &str = "x-fieldbook-row-counts";
+
+/// Rows per table of a snapshot file, read through its own read-only connection.
+async fn snapshot_row_counts(path: &std::path::Path) -> AppResult<serde_json::Map<String, Value>> {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}?mode=ro", path.display());
+    let mut conn = sqlx::AnyConnection::connect(&url).await?;
+    let mut counts = serde_json::Map::new();
+    for table in TABLES {
+        let count = format!("SELECT COUNT(*) AS n FROM {table}");
+        let row = sqlx::query(&count).fetch_one(&mut conn).await?;
+        counts.insert((*table).to_string(), json!(row.get::<i64, _>("n")));
+    }
+    conn.close().await?;
+    Ok(counts)
 }
 
 #[derive(Deserialize)]

@@ -116,12 +116,20 @@ impl OpsApi {
         )))
     }
 
-    /// GETs `path` and returns the body as a stream (a database snapshot).
-    pub async fn get_stream(&self, path: &str) -> Result<ByteReader, OpsApiError> {
+    /// GETs `path` and returns the body as a stream (a database snapshot) with the response
+    /// headers.
+    pub async fn get_stream(
+        &self,
+        path: &str,
+    ) -> Result<(ByteReader, http::HeaderMap), OpsApiError> {
         let response = self.send(Method::GET, path, None).await?;
-        let stream = http_body_util::BodyDataStream::new(response.into_body())
+        let (parts, body) = response.into_parts();
+        let stream = http_body_util::BodyDataStream::new(body)
             .map_err(|e| std::io::Error::other(e.to_string()));
-        Ok(Box::pin(tokio_util::io::StreamReader::new(stream)))
+        Ok((
+            Box::pin(tokio_util::io::StreamReader::new(stream)),
+            parts.headers,
+        ))
     }
 
     /// GETs `path` as JSON.

@@ -218,13 +218,20 @@ pub async fn database(
         let ops = ops.ok_or_else(|| {
             SetupError("spec.app is required when the database target is sqlite".into())
         })?;
-        let snapshot = ops
+        let (snapshot, headers) = ops
             .get_stream("snapshot")
             .await
             .map_err(|e| SetupError(format!("spec.targets.database.sqlite: {e}")))?;
+        // fieldbook counts the rows of the snapshot it sends; restores check against them.
+        let row_counts = headers
+            .get("x-fieldbook-row-counts")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default();
         return Ok(Some(DatabaseSource::Sqlite {
             name: sqlite.name.clone(),
             snapshot,
+            row_counts,
         }));
     }
     Ok(None)
