@@ -10,10 +10,7 @@ use crate::tend::{free_port, workspace_binary};
 
 /// The `fieldbook` binary, built like `tend` (`FIELDBOOK_BIN` overrides).
 pub fn fieldbook_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| workspace_binary("fieldbook", "fieldbook", "FIELDBOOK_BIN"))
-        .clone()
+    workspace_binary("fieldbook", "FIELDBOOK_BIN")
 }
 
 /// Where fieldbook keeps photos.

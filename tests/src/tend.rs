@@ -17,10 +17,7 @@ pub fn free_port() -> u16 {
 /// The `tend` binary next to this test binary, built first (see [`workspace_binary`]) so it is
 /// never stale (`TEND_BIN` overrides).
 pub fn tend_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| workspace_binary("tend", "tend", "TEND_BIN"))
-        .clone()
+    workspace_binary("tend", "TEND_BIN")
 }
 
 /// The path of the workspace binary `bin`, in the target dir of this test binary (same
@@ -30,7 +27,7 @@ pub fn tend_binary() -> PathBuf {
 /// runs before the tests, so here it only checks that nothing is stale. Building every binary
 /// with one command keeps cargo's feature resolution the same for all of them (building one
 /// package alone would resolve its dependencies' features differently and rebuild them).
-pub fn workspace_binary(_package: &str, bin: &str, override_var: &str) -> PathBuf {
+pub fn workspace_binary(bin: &str, override_var: &str) -> PathBuf {
     if let Ok(p) = std::env::var(override_var) {
         return PathBuf::from(p);
     }

@@ -79,6 +79,21 @@ async fn request_backup(c: &TestCluster, name: &str, value: &str) -> anyhow::Res
     Ok(())
 }
 
+async fn patch_policy(c: &TestCluster, name: &str, patch: &str) -> anyhow::Result<()> {
+    c.kubectl(&[
+        "patch",
+        "backuppolicy",
+        name,
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        patch,
+    ])
+    .await?;
+    Ok(())
+}
+
 fn write_photos(dir: &Path, count: usize, size: usize) {
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..count {
@@ -247,17 +262,7 @@ spec:
         "2026-12-18T02:00:30Z".parse::<Timestamp>()?.as_second(),
         Ordering::SeqCst,
     );
-    c.kubectl(&[
-        "patch",
-        "backuppolicy",
-        "daily",
-        "-n",
-        NS,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"suspend":true}}"#,
-    ])
-    .await?;
+    patch_policy(&c, "daily", r#"{"spec":{"suspend":true}}"#).await?;
     let breached = eventually(WAIT, "RPOMet to become False", || async {
         let status = policy_status(&c, "daily").await.ok()?;
         let rpo = status["conditions"]
@@ -357,17 +362,7 @@ spec:
     let ready = &status["conditions"].as_array().unwrap()[0];
     assert_eq!(ready["reason"], "BackupFailed", "{status:#}");
 
-    c.kubectl(&[
-        "patch",
-        "backuppolicy",
-        "fieldbook",
-        "-n",
-        NS,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"encryption":{"recipientsSecretRef":{"name":"backup-age","key":"recipients"}}}}"#,
-    ])
-    .await?;
+    patch_policy(&c, "fieldbook", r#"{"spec":{"encryption":{"recipientsSecretRef":{"name":"backup-age","key":"recipients"}}}}"#).await?;
     request_backup(&c, "fieldbook", "second").await?;
     let failed_id = failed["id"].as_str().unwrap().to_string();
     let status = finished_run(&c, "fieldbook", Some(&failed_id), log).await?;
@@ -462,16 +457,11 @@ spec:
     // An unusable repository fails the run with a message naming the field; the restore
     // points already taken stay listed.
     let good_id = run["id"].as_str().unwrap().to_string();
-    c.kubectl(&[
-        "patch",
-        "backuppolicy",
+    patch_policy(
+        &c,
         "fieldbook",
-        "-n",
-        NS,
-        "--type=merge",
-        "-p",
         r#"{"spec":{"repository":{"filesystem":{"path":"/proc/tend-cannot-write-here"}}}}"#,
-    ])
+    )
     .await?;
     request_backup(&c, "fieldbook", "third").await?;
     let status = finished_run(&c, "fieldbook", Some(&good_id), log).await?;

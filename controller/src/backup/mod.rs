@@ -134,15 +134,6 @@ impl BackupRuns {
         self.runs.lock().expect("backup runs lock").insert(key, run);
     }
 
-    /// Ids of runs in progress, for tests and shutdown logs.
-    pub fn running(&self) -> Vec<String> {
-        let runs = self.runs.lock().expect("backup runs lock");
-        runs.values()
-            .filter(|r| !r.task.is_finished())
-            .map(|r| r.id.clone())
-            .collect()
-    }
-
     /// Stops every run (shutdown, lost lease). Their records stay `Running` in status, and the
     /// next leader reports them failed and cleans up.
     pub fn abort_all(&self) {
@@ -500,7 +491,7 @@ async fn execute(plan: RunPlan, progress: Progress) -> Outcome {
     )
     .await
     {
-        Ok((repo, _)) => repo,
+        Ok(repo) => repo,
         Err(e) => {
             return Outcome {
                 id: plan.id,
@@ -843,7 +834,7 @@ async fn interrupted(
     )
     .await
     {
-        Ok((repo, _)) => clean_up(repo.as_ref(), &location, id).await,
+        Ok(repo) => clean_up(repo.as_ref(), &location, id).await,
         Err(e) => Err(e.0),
     };
     let cleaned = match &cleanup {

@@ -19,17 +19,12 @@ use tend_crds::backup_policy::{BackupPolicySpec, ConfigTarget};
 use tend_crds::types::{SecretKeyRef, SecretRef, StorageLocation};
 
 use super::ops_api::OpsApi;
+use crate::reconcile::secret_key;
 
 /// A step of preparing a run failed; the message names the field and never a secret value.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct SetupError(pub String);
-
-impl From<tend_backup::Error> for SetupError {
-    fn from(e: tend_backup::Error) -> Self {
-        SetupError(e.to_string())
-    }
-}
 
 /// Reads Secrets of one namespace, each once.
 pub struct Secrets {
@@ -66,21 +61,9 @@ impl Secrets {
         key: &str,
     ) -> Result<Option<String>, SetupError> {
         let secret = self.secret(field, name).await?;
-        let bytes = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|b| b.0.clone())
-            .or_else(|| {
-                secret
-                    .string_data
-                    .as_ref()
-                    .and_then(|d| d.get(key))
-                    .map(|s| s.clone().into_bytes())
-            });
-        bytes
+        secret_key(secret, key)
             .map(|b| {
-                String::from_utf8(b).map_err(|_| {
+                String::from_utf8(b.to_vec()).map_err(|_| {
                     SetupError(format!(
                         "{field}: key {key:?} of Secret {name:?} is not UTF-8 text"
                     ))
@@ -111,7 +94,7 @@ pub async fn storage(
     location: &StorageLocation,
     secrets: &mut Secrets,
     must_exist: bool,
-) -> Result<(Arc<dyn Repository>, String), SetupError> {
+) -> Result<Arc<dyn Repository>, SetupError> {
     if let Some(s3) = &location.s3 {
         let mut config = S3Config::new(&s3.bucket, &s3.region);
         config.prefix = s3.prefix.trim_matches('/').to_owned();
@@ -126,7 +109,7 @@ pub async fn storage(
             });
         }
         let repo = S3Repository::new(config).map_err(|e| SetupError(format!("{field}.s3: {e}")))?;
-        return Ok((Arc::new(repo), String::new()));
+        return Ok(Arc::new(repo));
     }
     if let Some(fs) = &location.filesystem {
         if must_exist && !Path::new(&fs.path).is_dir() {
@@ -137,7 +120,7 @@ pub async fn storage(
         }
         let repo = LocalRepository::new(&fs.path)
             .map_err(|e| SetupError(format!("{field}.filesystem: {e}")))?;
-        return Ok((Arc::new(repo), String::new()));
+        return Ok(Arc::new(repo));
     }
     Err(SetupError(format!(
         "{field}: exactly one of s3 or filesystem must be set"
@@ -245,8 +228,9 @@ pub async fn objects(
     let Some(location) = &spec.targets.objects else {
         return Ok(None);
     };
-    let (store, prefix) = storage("spec.targets.objects", location, secrets, true).await?;
-    Ok(Some(ObjectsSource::new(store, prefix)))
+    // The S3 prefix is part of the store, so objects are listed from its root.
+    let store = storage("spec.targets.objects", location, secrets, true).await?;
+    Ok(Some(ObjectsSource::new(store, "")))
 }
 
 /// The config archive: the selected ConfigMaps and Secrets of the namespace and the app's

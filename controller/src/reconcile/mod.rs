@@ -34,7 +34,7 @@ use crate::status::{
     apply_status, apply_status_of, condition_key, publish_event, publish_event_on,
 };
 
-pub use references::{ReferenceProblem, resolve};
+pub use references::{ReferenceProblem, resolve, secret_key};
 
 /// What a kind's own step concluded.
 #[derive(Debug, Clone, PartialEq)]

@@ -79,12 +79,7 @@ pub async fn resolve(
                     }));
                 };
                 for key in keys {
-                    let in_data = secret.data.as_ref().is_some_and(|d| d.contains_key(key));
-                    let in_string_data = secret
-                        .string_data
-                        .as_ref()
-                        .is_some_and(|d| d.contains_key(key));
-                    if !in_data && !in_string_data {
+                    if secret_key(secret, key).is_none() {
                         return Ok(Some(ReferenceProblem::SecretKeyMissing {
                             field,
                             name: name.clone(),
@@ -105,6 +100,23 @@ pub async fn resolve(
         }
     }
     Ok(None)
+}
+
+/// The bytes of one key of a Secret, from `data` or (as written, before the API server merges
+/// it) `stringData`.
+pub fn secret_key<'s>(secret: &'s Secret, key: &str) -> Option<&'s [u8]> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.as_slice())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(String::as_bytes)
+        })
 }
 
 async fn object_exists(client: &Client, namespace: &str, kind: &str, name: &str) -> Result<bool> {
