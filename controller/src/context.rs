@@ -9,6 +9,7 @@ use kube::runtime::events::{Recorder, Reporter};
 
 use crate::backup::{BackupRuns, BackupSettings};
 use crate::metrics::Metrics;
+use crate::restore::RestoreRuns;
 
 /// Where "now" comes from. Production reads the system clock; tests inject one they move, so
 /// schedules and retention over many days run without sleeping.
@@ -52,6 +53,7 @@ pub struct Context {
     pub clock: Clock,
     pub backups: BackupRuns,
     pub backup_settings: BackupSettings,
+    pub restores: RestoreRuns,
 }
 
 impl Context {
@@ -84,6 +86,7 @@ impl Context {
             clock,
             backups: BackupRuns::default(),
             backup_settings,
+            restores: RestoreRuns::default(),
         }
     }
 

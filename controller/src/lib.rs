@@ -13,6 +13,7 @@ pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod restore;
 pub mod run;
 pub mod schedule;
 pub mod server;

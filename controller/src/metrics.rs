@@ -59,6 +59,24 @@ pub struct BackupMetrics {
     pub running: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestoreLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub mode: &'static str,
+    pub result: &'static str,
+}
+
+/// Restore and drill metrics.
+pub struct RestoreMetrics {
+    pub restores: Family<RestoreLabels, Counter>,
+    pub duration: Family<PolicyLabels, Histogram>,
+    pub running: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    pub drill_success: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    pub drill_rto_seconds: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
+    pub drill_last_timestamp: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+}
+
 /// All controller metrics, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -69,6 +87,7 @@ pub struct Metrics {
     pub leader: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub lease_renewals: Counter<u64, AtomicU64>,
     pub backup: BackupMetrics,
+    pub restore: RestoreMetrics,
 }
 
 impl Default for Metrics {
@@ -168,9 +187,52 @@ impl Default for Metrics {
             "1 while a backup of the policy is running",
             backup.running.clone(),
         );
+        let restore = RestoreMetrics {
+            restores: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new([
+                    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+                ])
+            }),
+            running: Family::default(),
+            drill_success: Family::default(),
+            drill_rto_seconds: Family::default(),
+            drill_last_timestamp: Family::default(),
+        };
+        registry.register(
+            "restores",
+            "Finished restores (RestoreRequests), by policy, mode and result",
+            restore.restores.clone(),
+        );
+        registry.register(
+            "restore_duration_seconds",
+            "Start to verified (or failed) of restores, by policy",
+            restore.duration.clone(),
+        );
+        registry.register(
+            "restore_running",
+            "Restores of the policy running now",
+            restore.running.clone(),
+        );
+        registry.register(
+            "drill_success",
+            "1 if the last restore drill of the policy passed, 0 if it failed",
+            restore.drill_success.clone(),
+        );
+        registry.register(
+            "drill_rto_seconds",
+            "Measured recovery time of the last passed drill (start to verified)",
+            restore.drill_rto_seconds.clone(),
+        );
+        registry.register(
+            "drill_last_timestamp_seconds",
+            "When the last restore drill of the policy finished (Unix time)",
+            restore.drill_last_timestamp.clone(),
+        );
         Self {
             registry,
             backup,
+            restore,
             reconciles,
             reconcile_errors,
             reconcile_duration,

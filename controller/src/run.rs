@@ -154,9 +154,21 @@ pub async fn run_with_client(
             &config,
             ctx.clone(),
             stopped(),
-            Some(ctx.backups.finished_runs().boxed()),
+            Some(
+                futures::stream::select(
+                    ctx.backups.finished_runs(),
+                    ctx.restores.finished_runs_for_policies(),
+                )
+                .boxed(),
+            ),
         ),
-        controller::<RestoreRequest>(&client, &config, ctx.clone(), stopped()),
+        controller_with::<RestoreRequest>(
+            &client,
+            &config,
+            ctx.clone(),
+            stopped(),
+            Some(ctx.restores.finished_runs().boxed()),
+        ),
         controller::<AlertRule>(&client, &config, ctx.clone(), stopped()),
         controller::<EscalationPolicy>(&client, &config, ctx.clone(), stopped()),
         controller::<IncidentRecord>(&client, &config, ctx.clone(), stopped()),
@@ -183,6 +195,7 @@ pub async fn run_with_client(
     // Runs still going stay `Running` in status; whoever leads next reports them failed and
     // removes their partial data.
     ctx.backups.abort_all();
+    ctx.restores.abort_all();
     if let Some(elector) = elector.as_mut() {
         metrics.leader.set(0);
         if let Err(error) = elector.release().await {

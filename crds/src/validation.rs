@@ -11,7 +11,7 @@ use crate::cron::Schedule;
 use crate::escalation_policy::EscalationPolicySpec;
 use crate::incident_record::{IncidentRecordSpec, IncidentState};
 use crate::log_policy::{AuditRuleType, LogPolicySpec};
-use crate::restore_request::{Component, RestoreMode, RestoreRequestSpec};
+use crate::restore_request::{CheckType, Component, RestoreCheck, RestoreMode, RestoreRequestSpec};
 use crate::support_channel::SupportChannelSpec;
 use crate::types::{CronSchedule, Duration, Severity, TimeZone};
 
@@ -135,6 +135,7 @@ impl Validate for BackupPolicySpec {
                     "drills need the age identity to decrypt backups",
                 );
             }
+            check_list(&mut e, "spec.drill.checks", &drill.checks, true);
             let database_is_postgres = self
                 .targets
                 .database
@@ -148,6 +149,26 @@ impl Validate for BackupPolicySpec {
             }
         }
         e.0
+    }
+}
+
+/// Restore checks: known types, a query for `sql`, and no `appVerify` on scratch targets (the
+/// app serves production, not the scratch copy, so its report would say nothing about it).
+fn check_list(e: &mut Errors, field: &str, checks: &[RestoreCheck], scratch: bool) {
+    for (i, check) in checks.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        e.known(&format!("{at}.type"), check.type_, CheckType::Unknown);
+        if check.type_ == CheckType::Sql
+            && check.query.as_deref().is_none_or(|q| q.trim().is_empty())
+        {
+            e.push(&format!("{at}.query"), "a sql check needs a query");
+        }
+        if check.type_ == CheckType::AppVerify && scratch {
+            e.push(
+                &format!("{at}.type"),
+                "appVerify checks the running app, which does not serve a scratch restore; use it with inPlace restores",
+            );
+        }
     }
 }
 
@@ -170,6 +191,8 @@ impl Validate for RestoreRequestSpec {
         for (i, c) in self.components.iter().enumerate() {
             e.known(&format!("spec.components[{i}]"), *c, Component::Unknown);
         }
+        let scratch = self.target.mode == RestoreMode::Scratch;
+        check_list(&mut e, "spec.checks", &self.checks, scratch);
         let selectors = usize::from(self.restore_point.id.is_some())
             + usize::from(self.restore_point.latest == Some(true))
             + usize::from(self.restore_point.before.is_some());

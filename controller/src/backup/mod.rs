@@ -8,8 +8,9 @@
 //! pending uploads are removed, and scheduling goes on. Only the leader reconciles, so there is
 //! never a second run of a policy on another replica.
 
+pub mod drill;
 pub mod ops_api;
-mod setup;
+pub(crate) mod setup;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -242,6 +243,7 @@ pub async fn operate(
                 run.bytes = bytes;
             }
             update_rpo(policy, ctx, status, now, &labels, &mut notes);
+            drill::reconcile(policy, ctx, status, now, &mut notes).await;
             let mut verdict = running_verdict(status, &id, bytes);
             verdict.requeue_after = Some(PROGRESS_INTERVAL);
             verdict.notes = notes;
@@ -321,6 +323,7 @@ pub async fn operate(
     }
 
     update_rpo(policy, ctx, status, now, &labels, &mut notes);
+    let until_drill = drill::reconcile(policy, ctx, status, now, &mut notes).await;
 
     let mut verdict = match &started {
         Some(id) => running_verdict(status, id, 0),
@@ -333,7 +336,7 @@ pub async fn operate(
             .next
             .and_then(|next| Duration::try_from(next.duration_since(now)).ok());
         let until_breach = rpo_breach_in(policy, status, now);
-        [until_next, until_breach]
+        [until_next, until_breach, until_drill]
             .into_iter()
             .flatten()
             .min()

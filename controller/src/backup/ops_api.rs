@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -26,7 +27,7 @@ pub struct OpsApiError {
 /// The ops API of one application.
 #[derive(Clone)]
 pub struct OpsApi {
-    client: Client<Https, Full<Bytes>>,
+    client: Client<Https, BoxBody<Bytes, std::io::Error>>,
     base: String,
     token: String,
 }
@@ -37,6 +38,16 @@ const JSON_LIMIT: usize = 16 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time to the response headers; a streamed body may then take as long as it needs.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+/// An upload (a database snapshot being restored) and the app's work on it.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: Vec<u8>) -> Body {
+    Full::new(Bytes::from(bytes))
+        .map_err(|never| match never {})
+        .boxed()
+}
 
 impl OpsApi {
     pub fn new(endpoint: &str, token: &str) -> Result<Self, OpsApiError> {
@@ -70,6 +81,20 @@ impl OpsApi {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<http::Response<hyper::body::Incoming>, OpsApiError> {
+        let content_type = body.as_ref().map(|_| "application/json");
+        let body = full(body.unwrap_or_default());
+        self.send_body(method, path, content_type, body, RESPONSE_TIMEOUT)
+            .await
+    }
+
+    async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Body,
+        timeout: Duration,
+    ) -> Result<http::Response<hyper::body::Incoming>, OpsApiError> {
         let url = self.url(path);
         let method_name = if method == Method::GET { "GET" } else { "PUT" };
         let fail = |message: String| OpsApiError {
@@ -81,15 +106,15 @@ impl OpsApi {
             .method(method)
             .uri(&url)
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
-        if body.is_some() {
-            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        if let Some(content_type) = content_type {
+            builder = builder.header(header::CONTENT_TYPE, content_type);
         }
         let request = builder
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .body(body)
             .map_err(|e| fail(format!("bad request: {e}")))?;
-        let response = tokio::time::timeout(RESPONSE_TIMEOUT, self.client.request(request))
+        let response = tokio::time::timeout(timeout, self.client.request(request))
             .await
-            .map_err(|_| fail(format!("no answer within {}s", RESPONSE_TIMEOUT.as_secs())))?
+            .map_err(|_| fail(format!("no answer within {}s", timeout.as_secs())))?
             .map_err(|e| fail(format!("cannot reach it: {}", error_chain(&e))))?;
         let status = response.status();
         if status.is_success() {
@@ -174,6 +199,36 @@ impl OpsApi {
             url,
             message: format!("answer is not JSON: {e}"),
         })
+    }
+}
+
+impl OpsApi {
+    /// PUTs a file as the streamed body (a database snapshot to restore) and returns the JSON
+    /// answer. The file is never read into memory whole.
+    pub async fn put_file(
+        &self,
+        path: &str,
+        content_type: &str,
+        file: &std::path::Path,
+    ) -> Result<serde_json::Value, OpsApiError> {
+        let url = self.url(path);
+        let fail = |message: String| OpsApiError {
+            method: "PUT",
+            url: url.clone(),
+            message,
+        };
+        let reader = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| fail(format!("opening {}: {e}", file.display())))?;
+        let stream = tokio_util::io::ReaderStream::new(reader).map_ok(hyper::body::Frame::data);
+        let body = StreamBody::new(stream).boxed();
+        let response = self
+            .send_body(Method::PUT, path, Some(content_type), body, UPLOAD_TIMEOUT)
+            .await?;
+        let body = read_limited(response.into_body(), JSON_LIMIT)
+            .await
+            .map_err(&fail)?;
+        serde_json::from_slice(&body).map_err(|e| fail(format!("answer is not JSON: {e}")))
     }
 }
 

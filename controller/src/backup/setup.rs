@@ -155,6 +155,58 @@ pub async fn ops_api(
         .map_err(|e| SetupError(format!("spec.app: {e}")))
 }
 
+/// A PostgreSQL connection from a Secret with the libpq keys.
+pub async fn postgres_connection(
+    secrets: &mut Secrets,
+    field: &str,
+    name: &str,
+) -> Result<PostgresConnection, SetupError> {
+    let port_text = secrets.required(field, name, "port").await?;
+    let port = port_text.trim().parse::<u16>().map_err(|_| {
+        SetupError(format!(
+            "{field}: key \"port\" of Secret {name:?} is not a port number"
+        ))
+    })?;
+    Ok(PostgresConnection {
+        host: secrets
+            .required(field, name, "host")
+            .await?
+            .trim()
+            .to_owned(),
+        port,
+        dbname: secrets
+            .required(field, name, "dbname")
+            .await?
+            .trim()
+            .to_owned(),
+        user: secrets
+            .required(field, name, "user")
+            .await?
+            .trim()
+            .to_owned(),
+        password: secrets.required(field, name, "password").await?,
+    })
+}
+
+/// The age identities that decrypt the policy's backups (restores and drills).
+pub async fn decryption(
+    spec: &BackupPolicySpec,
+    secrets: &mut Secrets,
+) -> Result<tend_backup::Decryption, SetupError> {
+    let field = "spec.encryption.identitySecretRef";
+    let identity = spec
+        .encryption
+        .identity_secret_ref
+        .as_ref()
+        .ok_or_else(|| {
+            SetupError(format!(
+                "the BackupPolicy's {field} is not set: restores need the age identity to decrypt"
+            ))
+        })?;
+    let text = secrets.key_ref(field, identity).await?;
+    tend_backup::Decryption::from_identities(&text).map_err(|e| SetupError(format!("{field}: {e}")))
+}
+
 /// The database source.
 pub async fn database(
     spec: &BackupPolicySpec,
@@ -166,33 +218,12 @@ pub async fn database(
         return Ok(None);
     };
     if let Some(pg) = &database.postgres {
-        let field = "spec.targets.database.postgres.connectionSecretRef";
-        let name = &pg.connection_secret_ref.name;
-        let port_text = secrets.required(field, name, "port").await?;
-        let port = port_text.trim().parse::<u16>().map_err(|_| {
-            SetupError(format!(
-                "{field}: key \"port\" of Secret {name:?} is not a port number"
-            ))
-        })?;
-        let connection = PostgresConnection {
-            host: secrets
-                .required(field, name, "host")
-                .await?
-                .trim()
-                .to_owned(),
-            port,
-            dbname: secrets
-                .required(field, name, "dbname")
-                .await?
-                .trim()
-                .to_owned(),
-            user: secrets
-                .required(field, name, "user")
-                .await?
-                .trim()
-                .to_owned(),
-            password: secrets.required(field, name, "password").await?,
-        };
+        let connection = postgres_connection(
+            secrets,
+            "spec.targets.database.postgres.connectionSecretRef",
+            &pg.connection_secret_ref.name,
+        )
+        .await?;
         let mut source = PostgresSource::new(connection);
         source.tools = tools.clone();
         return Ok(Some(DatabaseSource::Postgres(source)));

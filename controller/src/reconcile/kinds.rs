@@ -1,7 +1,8 @@
 //! Each kind's place in the pipeline: how to reach its status, and its own `operate` step.
 //!
-//! BackupPolicy runs backups (see [`crate::backup`]). The engines behind RestoreRequest,
-//! AlertRule, IncidentRecord, SupportChannel and LogPolicy are not built yet. Their `operate`
+//! BackupPolicy runs backups and drills (see [`crate::backup`]), RestoreRequest restores (see
+//! [`crate::restore`]). The engines behind AlertRule, IncidentRecord, SupportChannel and
+//! LogPolicy are not built yet. Their `operate`
 //! does the real work that needs no engine (postmortem completeness, escalation totals) and
 //! reports `Ready=False` with reason `EngineNotImplemented` naming what is missing — never a
 //! fake success.
@@ -76,27 +77,11 @@ impl TendKind for RestoreRequest {
 
     async fn operate(
         &self,
-        _ctx: &Context,
+        ctx: &Context,
         status: &mut RestoreRequestStatus,
-        _now: Timestamp,
+        now: Timestamp,
     ) -> Verdict {
-        // A finished request never runs again; it stays as the record of what happened.
-        if let Some(phase) = status.phase.filter(|p| p.is_finished()) {
-            return Verdict::new(
-                phase == RestorePhase::Succeeded,
-                if phase == RestorePhase::Succeeded {
-                    "Succeeded"
-                } else {
-                    "Failed"
-                },
-                status
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| format!("restore {phase:?}")),
-            );
-        }
-        status.phase.get_or_insert(RestorePhase::Pending);
-        not_implemented("the restore engine")
+        crate::restore::operate(self, ctx, status, now).await
     }
 }
 
