@@ -12,7 +12,11 @@
 //!   metrics and status;
 //! - [`restore_points`] for the status list and the current RPO;
 //! - [`apply_retention`] after each run (its report is `status.lastRetention`);
-//! - [`verify_backup`], [`restore_part`], [`restore_object`] for drills and restores.
+//! - [`verify_backup`], [`restore_part`], [`restore_object`] for drills and restores;
+//! - for a RestoreRequest: [`verify_backup`] first, then [`restore_postgres`] (into a scratch
+//!   database from [`create_database`], or in place with [`PgRestoreMode::Replace`]) and
+//!   [`restore_objects`] into an [`ObjectsTarget`], and the checks [`table_row_counts`] (against
+//!   the manifest's), [`check_query`] and [`check_objects`]; [`drop_database`] cleans up.
 //!
 //! The repository layout is documented in `docs/backup-repository.md`.
 #![forbid(unsafe_code)]
@@ -24,6 +28,7 @@ pub mod objects;
 pub mod pipeline;
 pub mod postgres;
 pub mod repository;
+pub mod restore;
 pub mod retention;
 
 pub use engine::{
@@ -34,10 +39,17 @@ pub use error::{Error, Result};
 pub use manifest::{Manifest, PolicyLocation};
 pub use objects::ObjectsSource;
 pub use pipeline::{Compression, Decryption, Encryption, Progress};
-pub use postgres::{PostgresConnection, PostgresSource, PostgresTools};
+pub use postgres::{
+    PgRestoreMode, PostgresConnection, PostgresSource, PostgresTools, check_query, create_database,
+    drop_database, table_row_counts,
+};
 pub use repository::{
     ByteReader, LocalRepository, ObjectMeta, PendingUpload, Repository, S3Config, S3Credentials,
     S3Repository, install_crypto_provider,
+};
+pub use restore::{
+    ObjectsCheck, ObjectsRestoreOptions, ObjectsRestoreReport, ObjectsTarget, check_objects,
+    restore_objects, restore_postgres,
 };
 pub use retention::{
     Candidate, KeepReason, RetentionOptions, RetentionPlan, RetentionReport, RetentionRules,

@@ -134,7 +134,8 @@ pub enum Compression {
     None,
 }
 
-/// Bytes stored so far by a running backup, readable from another task (status progress).
+/// Bytes moved so far by a running backup or restore, readable from another task (status
+/// progress).
 #[derive(Clone, Debug, Default)]
 pub struct Progress(Arc<AtomicU64>);
 
@@ -142,7 +143,8 @@ impl Progress {
     pub fn bytes(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
-    fn add(&self, n: u64) {
+    /// Counts `n` more bytes (restores count the plaintext they write).
+    pub fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 }
@@ -476,4 +478,27 @@ fn check_digest(state: &Mutex<Digesting>, expected: &ExpectedPart<'_>) -> Result
         )));
     }
     Ok(())
+}
+
+/// The plaintext of an age-encrypted, uncompressed stream (a blob), as a reader that owns its
+/// input: age authenticates every 64 KiB chunk and the end, so a read error means tampered or
+/// truncated data. `key` names the stream in errors.
+pub(crate) async fn decrypting_reader(
+    body: crate::repository::ByteReader,
+    decryption: &Decryption,
+    key: &str,
+) -> Result<crate::repository::ByteReader> {
+    let raw = futures::io::BufReader::with_capacity(CHUNK, body.compat());
+    let decryptor = age::Decryptor::new_async_buffered(raw)
+        .await
+        .map_err(|e| Error::Encryption(format!("{key}: {e}")))?;
+    let plain = decryptor
+        .decrypt_async(
+            decryption
+                .identities
+                .iter()
+                .map(|i| i as &dyn age::Identity),
+        )
+        .map_err(|e| Error::Encryption(format!("{key}: {e}")))?;
+    Ok(Box::pin(plain.compat()))
 }

@@ -20,7 +20,7 @@ use tokio::process::{ChildStdout, Command};
 
 use crate::{Error, Result};
 
-const STDERR_TAIL: usize = 2048;
+pub(crate) const STDERR_TAIL: usize = 2048;
 
 /// How to reach the database (the keys of the connection Secret). `Debug` hides the password.
 #[derive(Clone)]
@@ -121,7 +121,7 @@ impl PostgresTools {
     }
 }
 
-fn libpq_command(program: &Path, conn: &PostgresConnection) -> Command {
+pub(crate) fn libpq_command(program: &Path, conn: &PostgresConnection) -> Command {
     let mut cmd = Command::new(program);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -138,7 +138,17 @@ fn libpq_command(program: &Path, conn: &PostgresConnection) -> Command {
 }
 
 async fn psql(bin: &Path, conn: &PostgresConnection, sql: &str) -> Result<String> {
+    psql_with(bin, conn, sql, &[]).await
+}
+
+async fn psql_with(
+    bin: &Path,
+    conn: &PostgresConnection,
+    sql: &str,
+    env: &[(&str, &str)],
+) -> Result<String> {
     let out = libpq_command(&bin.join("psql"), conn)
+        .envs(env.iter().copied())
         .args(["--no-psqlrc", "--no-password", "-X", "-A", "-t", "-q"])
         .args(["-v", "ON_ERROR_STOP=1", "-F", "\t", "-c", sql])
         .stdout(Stdio::piped())
@@ -159,7 +169,7 @@ async fn psql(bin: &Path, conn: &PostgresConnection, sql: &str) -> Result<String
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn tail(text: &str) -> String {
+pub(crate) fn tail(text: &str) -> String {
     let text = text.trim();
     let start = text.len().saturating_sub(STDERR_TAIL);
     let start = (start..=text.len())
@@ -216,6 +226,214 @@ pub async fn row_counts(bin: &Path, conn: &PostgresConnection) -> Result<BTreeMa
         }
     }
     Ok(counts)
+}
+
+/// How pg_restore treats the target database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PgRestoreMode {
+    /// The database is new and empty (a scratch database).
+    IntoEmpty,
+    /// Replace the objects of an existing database: `--clean --if-exists --single-transaction`,
+    /// so a failed restore changes nothing (in-place restores).
+    Replace,
+}
+
+impl PgRestoreMode {
+    /// pg_restore's arguments for this mode (besides the connection and the input).
+    pub fn pg_restore_args(self) -> &'static [&'static str] {
+        match self {
+            PgRestoreMode::IntoEmpty => &[
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "--no-password",
+            ],
+            PgRestoreMode::Replace => &[
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "--no-password",
+                "--clean",
+                "--if-exists",
+                "--single-transaction",
+            ],
+        }
+    }
+}
+
+/// A database error with what was being done in front of its message.
+fn in_context(error: Error, context: &str) -> Error {
+    match error {
+        Error::Source { component, message } => Error::Source {
+            component,
+            message: format!("{context}: {message}"),
+        },
+        other => other,
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn check_database_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 63 || name.contains('\0') {
+        return Err(Error::config(
+            "database name",
+            "must be 1 to 63 bytes without NUL",
+        ));
+    }
+    Ok(())
+}
+
+/// The client tools matching the server of `conn`, and its facts.
+pub async fn server_tools(
+    tools: &PostgresTools,
+    conn: &PostgresConnection,
+) -> Result<(ServerInfo, PathBuf)> {
+    let server = server_info(tools, conn).await?;
+    let bin = tools.for_server(server.major)?;
+    Ok((server, bin))
+}
+
+/// Creates database `name` (quoted identifier) on the server of `admin` (which connects to its
+/// maintenance database). Errors if it exists.
+pub async fn create_database(
+    tools: &PostgresTools,
+    admin: &PostgresConnection,
+    name: &str,
+) -> Result<()> {
+    check_database_name(name)?;
+    let (_, bin) = server_tools(tools, admin).await?;
+    psql(
+        &bin,
+        admin,
+        &format!("create database {}", quote_ident(name)),
+    )
+    .await
+    .map_err(|e| in_context(e, &format!("creating database {name}")))?;
+    Ok(())
+}
+
+/// Drops database `name` if it exists, terminating its connections (`WITH (FORCE)` on
+/// PostgreSQL 13 and later; older servers get `pg_terminate_backend` first).
+pub async fn drop_database(
+    tools: &PostgresTools,
+    admin: &PostgresConnection,
+    name: &str,
+) -> Result<()> {
+    check_database_name(name)?;
+    let (server, bin) = server_tools(tools, admin).await?;
+    let quoted = quote_ident(name);
+    let sql = if server.major >= 13 {
+        format!("drop database if exists {quoted} with (force)")
+    } else {
+        let literal = format!("'{}'", name.replace('\'', "''"));
+        psql(
+            &bin,
+            admin,
+            &format!(
+                "select pg_terminate_backend(pid) from pg_stat_activity \
+                 where datname = {literal} and pid <> pg_backend_pid()"
+            ),
+        )
+        .await?;
+        format!("drop database if exists {quoted}")
+    };
+    psql(&bin, admin, &sql)
+        .await
+        .map_err(|e| in_context(e, &format!("dropping database {name}")))?;
+    Ok(())
+}
+
+/// Runs a check query that must return exactly one row with one boolean column: `Ok(true)` or
+/// `Ok(false)`. Anything else (no row, several rows or columns, another type, NULL) is an error
+/// saying what came back — row and column counts and the column's type, never its value. The
+/// query runs in a read-only transaction, with the client tools of the server's version.
+/// `sql` must be a query usable as a subquery (a `SELECT` or `VALUES`; a trailing `;` is fine).
+pub async fn check_query(
+    tools: &PostgresTools,
+    conn: &PostgresConnection,
+    sql: &str,
+) -> Result<bool> {
+    let (_, bin) = server_tools(tools, conn).await?;
+    let body = sql
+        .trim()
+        .trim_end_matches(|c: char| c == ';' || c.is_whitespace());
+    if body.is_empty() {
+        return Err(Error::config("check query", "is empty"));
+    }
+    // Each row as JSON (booleans stay booleans, text 't' stays a string) with its column count
+    // (json_object_keys keeps duplicate names, which a JSON map would merge).
+    let wrapped = format!(
+        "select (select count(*) from json_object_keys(row_to_json(q))), row_to_json(q)::text \
+         from (\n{body}\n) q"
+    );
+    let out = psql_with(
+        &bin,
+        conn,
+        &wrapped,
+        &[("PGOPTIONS", "-c default_transaction_read_only=on")],
+    )
+    .await
+    .map_err(|e| in_context(e, "check query"))?;
+    let rows: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+    if rows.len() != 1 {
+        return Err(Error::source(
+            "database",
+            format!(
+                "check query returned {} rows; expected exactly one row with one boolean column",
+                rows.len()
+            ),
+        ));
+    }
+    let (columns, json) = rows[0]
+        .split_once('\t')
+        .ok_or_else(|| Error::source("database", "unexpected answer to the check query"))?;
+    if columns.trim() != "1" {
+        return Err(Error::source(
+            "database",
+            format!(
+                "check query returned one row with {} columns; expected one boolean column",
+                columns.trim()
+            ),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(json)
+        .map_err(|_| Error::source("database", "unexpected answer to the check query"))?;
+    let Some((column, value)) = value.as_object().and_then(|o| o.iter().next()) else {
+        return Err(Error::source(
+            "database",
+            "unexpected answer to the check query",
+        ));
+    };
+    match value {
+        serde_json::Value::Bool(b) => Ok(*b),
+        other => {
+            let kind = match other {
+                serde_json::Value::Null => "NULL",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Array(_) => "an array",
+                _ => "a record or JSON object",
+            };
+            Err(Error::source(
+                "database",
+                format!("check query returned {kind} in column {column:?}; expected a boolean"),
+            ))
+        }
+    }
+}
+
+/// Exact row counts of every user table (`schema.table`), in the format of the manifest's
+/// `rowCounts`, with the client tools of the server's version.
+pub async fn table_row_counts(
+    tools: &PostgresTools,
+    conn: &PostgresConnection,
+) -> Result<BTreeMap<String, u64>> {
+    let (_, bin) = server_tools(tools, conn).await?;
+    row_counts(&bin, conn).await
 }
 
 /// `pg_dump --version` of a bin directory.
