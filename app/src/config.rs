@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// Do not print log entries on stdout (they are still stored).
     #[arg(long, env = "FIELDBOOK_QUIET")]
     pub quiet: bool,
+    /// How often the self-check behind `GET /ops/v1/verify` runs in the
+    /// background (`30s`, `10m`, `1h`; `0` or `off` disables it).
+    #[arg(long, env = "FIELDBOOK_VERIFY_INTERVAL", default_value = "10m")]
+    pub verify_interval: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -120,6 +124,8 @@ pub struct AppConfig {
     pub login_window_secs: u64,
     pub session_ttl_secs: i64,
     pub upload_limit_bytes: usize,
+    /// Period of the background self-check; None disables it.
+    pub verify_interval: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -182,6 +188,7 @@ impl AppConfig {
             login_window_secs: 15 * 60,
             session_ttl_secs: 14 * 24 * 3600,
             upload_limit_bytes: 20 * 1024 * 1024,
+            verify_interval: Some(std::time::Duration::from_secs(600)),
         }
     }
 

@@ -14,7 +14,9 @@ pub mod logs;
 pub mod mail;
 pub mod metrics;
 pub mod photos;
+pub mod restore;
 pub mod routes;
+pub mod selfcheck;
 pub mod settings;
 pub mod state;
 pub mod support;
@@ -24,7 +26,7 @@ pub mod web;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 pub use config::AppConfig;
 pub use db::Db;
@@ -50,7 +52,11 @@ pub fn app(state: AppState) -> Router {
         .route("/inquiries/stats", get(ops::inquiry_stats))
         .route("/logs/export", get(ops::export_logs))
         .route("/logs/prune", post(ops::prune_logs))
-        .route("/snapshot", get(ops::snapshot))
+        .route(
+            "/snapshot",
+            // Databases can be gigabytes; the restore streams to disk.
+            get(ops::snapshot).merge(put(ops::restore_snapshot).layer(DefaultBodyLimit::disable())),
+        )
         .route(
             "/maintenance",
             get(ops::get_maintenance).put(ops::set_maintenance),

@@ -180,6 +180,16 @@ impl LogStore {
         self.heads.lock().await.clear();
     }
 
+    /// Runs `work`, which replaces the `logs` table wholesale (a database
+    /// restore), with appends held back, then drops the cached heads: no entry
+    /// can be chained to a head of the replaced rows.
+    pub async fn while_replaced<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let mut heads = self.heads.lock().await;
+        let out = work.await;
+        heads.clear();
+        out
+    }
+
     /// Page of entries, newest first, for the admin viewer.
     pub async fn recent(
         &self,

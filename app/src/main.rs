@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use fieldbook::auth::{self, Role};
 use fieldbook::config::{AppConfig, Cli, Command, S3Config, ServeArgs, SmtpConfig};
-use fieldbook::{AppState, Db, app, logs};
+use fieldbook::{AppState, Db, app, logs, selfcheck};
 
 fn read_secret_file(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
@@ -21,6 +21,9 @@ fn read_secret_file(path: &std::path::Path, what: &str) -> anyhow::Result<String
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Checked before anything is touched, so a typo fails fast.
+    let verify_interval =
+        selfcheck::parse_interval(&args.verify_interval).map_err(anyhow::Error::msg)?;
     let db = Db::connect(&args.db.database_url).await?;
     db.migrate().await?;
     let mut config = AppConfig::new(args.photo_dir.clone());
@@ -50,6 +53,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         secret_access_key: args.aws_secret_access_key.clone(),
     });
     config.log_stdout = !args.quiet;
+    config.verify_interval = verify_interval;
     if let (Some(email), Some(file)) = (
         &args.bootstrap_admin_email,
         &args.bootstrap_admin_password_file,
@@ -66,6 +70,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let state = AppState::new(db, config).await?;
+    selfcheck::start(&state);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;

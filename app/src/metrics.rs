@@ -1,6 +1,7 @@
 //! Prometheus metrics (`/metrics`): HTTP requests by route and status, their
-//! latency, requests in flight, DB query latency, photo store latency, and
-//! process CPU and memory read from /proc at scrape time.
+//! latency, requests in flight, DB query latency, photo store latency, the
+//! outcome of the last self-check (`selfcheck`), and process CPU and memory
+//! read from /proc at scrape time.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -40,6 +41,9 @@ pub struct Metrics {
     pub photo_seconds: HistogramFamily<OpLabels>,
     cpu_seconds: Gauge<f64, AtomicU64>,
     resident_bytes: Gauge,
+    verify_missing_objects: Gauge,
+    verify_ok: Gauge,
+    verify_last_run_seconds: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -60,6 +64,9 @@ impl Metrics {
             Family::new_with_constructor(latency_histogram);
         let cpu_seconds = Gauge::<f64, AtomicU64>::default();
         let resident_bytes = Gauge::default();
+        let verify_missing_objects = Gauge::default();
+        let verify_ok = Gauge::default();
+        let verify_last_run_seconds = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route template and status",
@@ -95,6 +102,21 @@ impl Metrics {
             "Resident memory of the process",
             resident_bytes.clone(),
         );
+        registry.register(
+            "verify_missing_objects",
+            "Referenced photo/screenshot objects missing from the store at the last self-check",
+            verify_missing_objects.clone(),
+        );
+        registry.register(
+            "verify_ok",
+            "1 when the last self-check passed (objects present, log chains intact), else 0",
+            verify_ok.clone(),
+        );
+        registry.register(
+            "verify_last_run_timestamp_seconds",
+            "Unix time the last self-check finished; 0 before the first",
+            verify_last_run_seconds.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -104,6 +126,9 @@ impl Metrics {
             photo_seconds,
             cpu_seconds,
             resident_bytes,
+            verify_missing_objects,
+            verify_ok,
+            verify_last_run_seconds,
         }
     }
 
@@ -124,6 +149,16 @@ impl Metrics {
         self.request_seconds
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Outcome of one self-check. `missing` is None when the check could not
+    /// finish; the last known count then stays, and `ok` is false.
+    pub fn record_verify(&self, missing: Option<i64>, ok: bool, finished_unix_seconds: f64) {
+        if let Some(n) = missing {
+            self.verify_missing_objects.set(n);
+        }
+        self.verify_ok.set(i64::from(ok));
+        self.verify_last_run_seconds.set(finished_unix_seconds);
     }
 
     /// Text exposition, with the process gauges refreshed first.

@@ -67,6 +67,20 @@ async fn serve_starts_from_the_readme_command_line_with_a_bootstrap_admin() {
         .await
         .unwrap();
     assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
+    // The periodic self-check (default 10m) runs once at start.
+    let started = Instant::now();
+    loop {
+        let metrics = get(port, "/metrics", None).await.unwrap();
+        if metrics.contains("\nfieldbook_verify_ok 1\n") {
+            assert!(metrics.contains("\nfieldbook_verify_missing_objects 0\n"));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no self-check result in /metrics: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(server);
 
     // Running migrate again on the same file is a no-op; create-admin refuses a bad e-mail.
@@ -112,6 +126,20 @@ async fn serve_starts_from_the_readme_command_line_with_a_bootstrap_admin() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("ops token file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A malformed self-check interval names its variable.
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--database-url")
+        .arg(dir.path().join("fieldbook.db"))
+        .env("FIELDBOOK_VERIFY_INTERVAL", "every ten minutes")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("FIELDBOOK_VERIFY_INTERVAL"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

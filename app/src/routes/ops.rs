@@ -19,10 +19,11 @@ use crate::auth::constant_time_eq;
 use crate::db::{Backend, TABLES, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::incidents::{self, IncidentChange, NewIncident};
-use crate::logs::{self, Category};
+use crate::logs::Category;
 use crate::settings::{self, SettingsDocument};
 use crate::state::{AppState, MAINTENANCE_SETTING};
 use crate::support::{self, SupportContent};
+use crate::{restore, selfcheck};
 
 pub async fn require_token(state: State<AppState>, req: Request, next: Next) -> Response {
     let given = req
@@ -323,6 +324,41 @@ async fn snapshot_row_counts(path: &std::path::Path) -> AppResult<serde_json::Ma
     Ok(counts)
 }
 
+/// Replaces the database contents with an uploaded snapshot (see
+/// `restore`). The body is streamed to disk, never held in memory, and is not
+/// subject to the router's body limit.
+pub async fn restore_snapshot(State(state): State<AppState>, body: Body) -> AppResult<Json<Value>> {
+    let restored = match restore::restore(&state, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            if !matches!(e, AppError::Internal(_)) {
+                ops_audit(
+                    &state,
+                    "snapshot.restore_refused",
+                    json!({"reason": e.to_string()}),
+                )
+                .await;
+            }
+            return Err(e);
+        }
+    };
+    ops_audit(
+        &state,
+        "snapshot.restore",
+        json!({"bytes": restored.bytes, "tables": restored.tables}),
+    )
+    .await;
+    // The restored rows may reference objects the store lacks: let the
+    // verify metrics say so now rather than at the next period.
+    let background = state.clone();
+    tokio::spawn(async move {
+        let _ = selfcheck::run(&background).await;
+    });
+    Ok(Json(
+        json!({"bytes": restored.bytes, "tables": restored.tables}),
+    ))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceRequest {
@@ -382,50 +418,8 @@ pub async fn put_settings(State(state): State<AppState>, body: Bytes) -> AppResu
     Ok(Json(json!({"changed": applied.changed})))
 }
 
+/// Runs the self-check now (it also runs periodically, see `selfcheck`) and
+/// returns what it found; the `fieldbook_verify_*` metrics follow.
 pub async fn verify(State(state): State<AppState>) -> AppResult<Json<Value>> {
-    let mut tables = serde_json::Map::new();
-    for table in TABLES {
-        let count = format!("SELECT COUNT(*) AS n FROM {table}");
-        let row = state.db.one(&state.db.pool, sqlx::query(&count)).await?;
-        tables.insert((*table).to_string(), json!(row.get::<i64, _>("n")));
-    }
-    let mut missing = Vec::new();
-    let mut referenced = 0_u64;
-    let mut store_errors: Vec<String> = Vec::new();
-    for sql in [
-        "SELECT id, object_key FROM photos WHERE id > $1 ORDER BY id LIMIT 1000",
-        "SELECT id, screenshot_key AS object_key FROM inquiries WHERE id > $1 AND screenshot_key IS NOT NULL ORDER BY id LIMIT 1000",
-    ] {
-        let mut after = 0_i64;
-        loop {
-            let rows = state
-                .db
-                .all(&state.db.pool, sqlx::query(sql).bind(after))
-                .await?;
-            for r in &rows {
-                referenced += 1;
-                let key: String = r.get("object_key");
-                match state.photos.exists(&key).await {
-                    Ok(true) => {}
-                    Ok(false) => missing.push(key),
-                    Err(e) => {
-                        store_errors.push(e);
-                        missing.push(key);
-                    }
-                }
-                after = r.get("id");
-            }
-            if rows.len() < 1000 {
-                break;
-            }
-        }
-    }
-    let chains = logs::verify_chains(&state.db).await?;
-    let ok = missing.is_empty() && chains.ok();
-    Ok(Json(json!({
-        "ok": ok,
-        "tables": tables,
-        "photos": {"referenced": referenced, "missing": missing, "storeErrors": store_errors},
-        "logChains": {"ok": chains.ok(), "checked": chains.checked, "problems": chains.problems},
-    })))
+    Ok(Json(selfcheck::run(&state).await?.to_json()))
 }
