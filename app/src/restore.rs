@@ -96,7 +96,8 @@ async fn scratch_dir(state: &AppState) -> AppResult<PathBuf> {
 
 /// Streams the request body into `path`, chunk by chunk; returns its size.
 async fn receive(body: Body, path: &Path) -> AppResult<u64> {
-    let mut file = tokio::fs::File::create(path).await?;
+    let mut file =
+        tokio::io::BufWriter::with_capacity(1024 * 1024, tokio::fs::File::create(path).await?);
     let mut stream = body.into_data_stream();
     let mut bytes = 0_u64;
     while let Some(chunk) = stream.next().await {
@@ -109,7 +110,8 @@ async fn receive(body: Body, path: &Path) -> AppResult<u64> {
         file.write_all(&chunk).await?;
         bytes += chunk.len() as u64;
     }
-    file.sync_all().await?;
+    file.flush().await?;
+    file.get_ref().sync_all().await?;
     Ok(bytes)
 }
 
