@@ -252,6 +252,29 @@ async fn replace_restores_in_place_and_a_corrupted_part_changes_nothing() {
         "1"
     );
 
+    // pg_restore's own failure (IntoEmpty into a database that has the tables) is reported
+    // with its stderr, not as the broken pipe it causes.
+    data.truncate(len);
+    std::fs::write(&part_path, &data).unwrap();
+    let err = restore_postgres(
+        repo.as_ref(),
+        &loc(),
+        &manifest,
+        &keys.decryption(),
+        &tools,
+        &shop,
+        PgRestoreMode::IntoEmpty,
+        &Progress::default(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("pg_restore") && err.contains("already exists"),
+        "{err}"
+    );
+    assert!(!err.contains(&pg.password), "{err}");
+
     // Repaired, the same backup restores again.
     data.truncate(len);
     std::fs::write(&part_path, &data).unwrap();
