@@ -169,6 +169,18 @@ fn child() {
             hwm_kib: 0,
         }
     });
+    // The restore process's own CPU (user + system), from /proc/self/stat, to stderr.
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
+        && let Some(rest) = stat.rsplit(')').next()
+    {
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        eprintln!(
+            "restore process CPU: user {:.2} s, system {:.2} s",
+            ticks(11) / 100.0,
+            ticks(12) / 100.0
+        );
+    }
     println!(
         "{} {} {} {} {} {} {}",
         run.total,
@@ -349,6 +361,11 @@ fn tend(s: &Setup, mode: &str) -> TendRun {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    print!(
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+            .replace("restore process", &format!("[{mode}] restore process"))
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let f: Vec<f64> = text
