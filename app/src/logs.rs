@@ -124,6 +124,37 @@ impl LogStore {
             .unwrap_or_else(|| GENESIS.to_string()))
     }
 
+    /// Inserts one entry; with `guarded`, only if `prev` is still the head of its chain.
+    /// Returns the rows inserted.
+    async fn insert(
+        &self,
+        category: Category,
+        ts: i64,
+        data: &str,
+        prev: &str,
+        hash: &str,
+        guarded: bool,
+    ) -> sqlx::Result<u64> {
+        let sql = if guarded {
+            "INSERT INTO logs (category, ts, data, prev_hash, hash) SELECT $1, $2, $3, $4, $5 \
+             WHERE $4 = COALESCE(\
+               (SELECT hash FROM logs WHERE category = $1 ORDER BY id DESC LIMIT 1), \
+               (SELECT last_hash FROM log_checkpoints WHERE category = $1), $6)"
+        } else {
+            "INSERT INTO logs (category, ts, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5)"
+        };
+        let mut query = sqlx::query(sql)
+            .bind(category.as_str())
+            .bind(ts)
+            .bind(data.to_owned())
+            .bind(prev.to_owned())
+            .bind(hash.to_owned());
+        if guarded {
+            query = query.bind(GENESIS);
+        }
+        self.db.exec(&self.db.pool, query).await
+    }
+
     /// Appends one entry. Failure to store is reported on stderr and returned;
     /// callers on the request path ignore it so logging never breaks a page.
     pub async fn append(&self, category: Category, data: serde_json::Value) -> sqlx::Result<()> {
@@ -139,25 +170,37 @@ impl LogStore {
             let _ = writeln!(out, "{line}");
         }
         let mut heads = self.heads.lock().await;
-        let prev = match heads.get(&category) {
-            Some(h) => h.clone(),
-            None => self.head(category).await?,
+        let cached = heads.get(&category).cloned();
+        let (prev, hash, result) = match cached {
+            Some(prev) => {
+                // The cached head is only trusted if it still is the head: the rows may have
+                // been replaced from outside (a database restore). Checked in the insert itself.
+                let hash = entry_hash(&prev, category.as_str(), ts, &data_text);
+                let result = self
+                    .insert(category, ts, &data_text, &prev, &hash, true)
+                    .await;
+                match result {
+                    Ok(0) => {
+                        let prev = self.head(category).await?;
+                        let hash = entry_hash(&prev, category.as_str(), ts, &data_text);
+                        let result = self
+                            .insert(category, ts, &data_text, &prev, &hash, false)
+                            .await;
+                        (prev, hash, result)
+                    }
+                    other => (prev, hash, other),
+                }
+            }
+            None => {
+                let prev = self.head(category).await?;
+                let hash = entry_hash(&prev, category.as_str(), ts, &data_text);
+                let result = self
+                    .insert(category, ts, &data_text, &prev, &hash, false)
+                    .await;
+                (prev, hash, result)
+            }
         };
-        let hash = entry_hash(&prev, category.as_str(), ts, &data_text);
-        let result = self
-            .db
-            .exec(
-                &self.db.pool,
-                sqlx::query(
-                    "INSERT INTO logs (category, ts, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(category.as_str())
-                .bind(ts)
-                .bind(data_text)
-                .bind(prev)
-                .bind(hash.clone()),
-            )
-            .await;
+        let _ = prev;
         match result {
             Ok(_) => {
                 heads.insert(category, hash);

@@ -95,6 +95,27 @@ impl Fieldbook {
         format!("http://127.0.0.1:{}/ops/v1", self.port)
     }
 
+    /// GETs an ops API path (e.g. `verify`, `maintenance`) with the bearer token, as JSON.
+    pub fn ops_get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        use std::io::{Read, Write};
+        let addr = format!("127.0.0.1:{}", self.port);
+        let mut s = std::net::TcpStream::connect(&addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            s,
+            "GET /ops/v1/{path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
+            self.token
+        )?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        anyhow::ensure!(
+            head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+            "GET /ops/v1/{path}: {head}\n{body}"
+        );
+        Ok(serde_json::from_str(body)?)
+    }
+
     /// Creates an admin account with the real CLI (a row in the users table).
     pub fn create_admin(&self, dir: &Path, email: &str) -> anyhow::Result<()> {
         let password = dir.join("admin-password");

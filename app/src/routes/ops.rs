@@ -377,6 +377,10 @@ pub async fn set_maintenance(
     OpsJson(req): OpsJson<MaintenanceRequest>,
 ) -> AppResult<Json<Value>> {
     let message = settings::maintenance_message(req.enabled, req.message, "message")?;
+    // Maintenance is when data gets replaced from outside (pg_restore into the database):
+    // the cached log chain heads may name rows that no longer exist, so the next entries
+    // read the heads from the database again.
+    state.logs.forget_heads().await;
     match &message {
         Some(m) => state.db.set_setting(MAINTENANCE_SETTING, m).await?,
         None => {

@@ -114,7 +114,7 @@ pub async fn reconcile(
     };
     let decision = decide(&state, now);
     if decision.run.is_some() {
-        start(policy, ctx, &api, status, now, notes).await;
+        start(policy, &api, status, now, notes).await;
         return Some(DRILL_POLL);
     }
     decision
@@ -125,7 +125,6 @@ pub async fn reconcile(
 
 async fn start(
     policy: &BackupPolicy,
-    ctx: &Context,
     api: &Api<RestoreRequest>,
     status: &mut BackupPolicyStatus,
     now: Timestamp,

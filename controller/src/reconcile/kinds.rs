@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use tend_crds::conditions::{Condition, condition, reasons, set_condition, types};
-use tend_crds::restore_request::RestorePhase;
 use tend_crds::types::format_duration;
 use tend_crds::*;
 

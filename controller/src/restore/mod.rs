@@ -268,7 +268,7 @@ pub async fn operate(
                 .and_then(|s| s.phase)
                 .is_some_and(|p| p == RestorePhase::Running);
             if durable {
-                start(request, ctx, status, &key);
+                start(request, ctx, &key);
                 let mut verdict = Verdict::new(true, rr::RUNNING, "restore running");
                 verdict.requeue_after = Some(PROGRESS_INTERVAL);
                 verdict
@@ -329,7 +329,7 @@ pub async fn operate(
     }
 }
 
-fn start(request: &RestoreRequest, ctx: &Context, status: &RestoreRequestStatus, key: &Key) {
+fn start(request: &RestoreRequest, ctx: &Context, key: &Key) {
     let shared = Arc::new(Shared::default());
     *shared.phase.lock().expect("phase lock") = Some(RestorePhase::Running);
     let plan = task::Plan {
@@ -341,10 +341,6 @@ fn start(request: &RestoreRequest, ctx: &Context, status: &RestoreRequestStatus,
         drill: request.labels().contains_key(DRILL_OF_LABEL),
         tools: ctx.backup_settings.postgres_tools.clone(),
         clock: ctx.clock.clone(),
-        started: status
-            .start_time
-            .as_ref()
-            .map_or_else(|| ctx.now(), |t| t.0),
     };
     let labels = PolicyLabels {
         namespace: key.0.clone(),

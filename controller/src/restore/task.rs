@@ -50,7 +50,6 @@ pub struct Plan {
     pub drill: bool,
     pub tools: PostgresTools,
     pub clock: Clock,
-    pub started: Timestamp,
 }
 
 /// The scratch database of a request: derived from its uid, so a crashed restore's leftover
