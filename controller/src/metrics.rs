@@ -59,6 +59,27 @@ pub struct BackupMetrics {
     pub running: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    pub namespace: String,
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertResultLabels {
+    pub namespace: String,
+    pub rule: String,
+    pub result: &'static str,
+}
+
+/// AlertRule metrics, per rule.
+#[derive(Default)]
+pub struct AlertMetrics {
+    pub firing: Family<AlertLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    pub evaluations: Family<AlertResultLabels, Counter>,
+    pub remediations: Family<AlertResultLabels, Counter>,
+}
+
 /// All controller metrics, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -69,6 +90,7 @@ pub struct Metrics {
     pub leader: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub lease_renewals: Counter<u64, AtomicU64>,
     pub backup: BackupMetrics,
+    pub alert: AlertMetrics,
 }
 
 impl Default for Metrics {
@@ -168,9 +190,26 @@ impl Default for Metrics {
             "1 while a backup of the policy is running",
             backup.running.clone(),
         );
+        let alert = AlertMetrics::default();
+        registry.register(
+            "alert_firing",
+            "1 while the AlertRule is Firing",
+            alert.firing.clone(),
+        );
+        registry.register(
+            "alert_evaluations",
+            "AlertRule evaluations, by result (ok, error)",
+            alert.evaluations.clone(),
+        );
+        registry.register(
+            "alert_remediations",
+            "RestoreRequests an AlertRule's remediation created, by result (created, failed)",
+            alert.remediations.clone(),
+        );
         Self {
             registry,
             backup,
+            alert,
             reconciles,
             reconcile_errors,
             reconcile_duration,

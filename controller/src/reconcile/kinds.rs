@@ -105,11 +105,11 @@ impl TendKind for AlertRule {
 
     async fn operate(
         &self,
-        _ctx: &Context,
-        _status: &mut AlertRuleStatus,
-        _now: Timestamp,
+        ctx: &Context,
+        status: &mut AlertRuleStatus,
+        now: Timestamp,
     ) -> Verdict {
-        not_implemented("the alert evaluation engine")
+        crate::alert::operate(self, ctx, status, now).await
     }
 }
 
