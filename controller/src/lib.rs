@@ -7,6 +7,7 @@
 //! Kubernetes (scheduling, retention, alert evaluation...) lives in modules with no kube types.
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod backup;
 pub mod context;
 pub mod error;

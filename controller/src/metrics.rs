@@ -75,6 +75,24 @@ pub struct RestoreMetrics {
     pub drill_success: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
     pub drill_rto_seconds: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
     pub drill_last_timestamp: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+pub struct AlertLabels {
+    pub namespace: String,
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertResultLabels {
+    pub namespace: String,
+    pub rule: String,
+    pub result: &'static str,
+}
+
+/// AlertRule metrics, per rule.
+#[derive(Default)]
+pub struct AlertMetrics {
+    pub firing: Family<AlertLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    pub evaluations: Family<AlertResultLabels, Counter>,
+    pub remediations: Family<AlertResultLabels, Counter>,
 }
 
 /// All controller metrics, registered once.
@@ -88,6 +106,7 @@ pub struct Metrics {
     pub lease_renewals: Counter<u64, AtomicU64>,
     pub backup: BackupMetrics,
     pub restore: RestoreMetrics,
+    pub alert: AlertMetrics,
 }
 
 impl Default for Metrics {
@@ -228,11 +247,27 @@ impl Default for Metrics {
             "drill_last_timestamp_seconds",
             "When the last restore drill of the policy finished (Unix time)",
             restore.drill_last_timestamp.clone(),
+        let alert = AlertMetrics::default();
+        registry.register(
+            "alert_firing",
+            "1 while the AlertRule is Firing",
+            alert.firing.clone(),
+        );
+        registry.register(
+            "alert_evaluations",
+            "AlertRule evaluations, by result (ok, error)",
+            alert.evaluations.clone(),
+        );
+        registry.register(
+            "alert_remediations",
+            "RestoreRequests an AlertRule's remediation created, by result (created, failed)",
+            alert.remediations.clone(),
         );
         Self {
             registry,
             backup,
             restore,
+            alert,
             reconciles,
             reconcile_errors,
             reconcile_duration,

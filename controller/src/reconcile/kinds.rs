@@ -1,11 +1,11 @@
 //! Each kind's place in the pipeline: how to reach its status, and its own `operate` step.
 //!
 //! BackupPolicy runs backups and drills (see [`crate::backup`]), RestoreRequest restores (see
-//! [`crate::restore`]). The engines behind AlertRule, IncidentRecord, SupportChannel and
-//! LogPolicy are not built yet. Their `operate`
-//! does the real work that needs no engine (postmortem completeness, escalation totals) and
-//! reports `Ready=False` with reason `EngineNotImplemented` naming what is missing — never a
-//! fake success.
+//! [`crate::restore`]), AlertRule evaluates simple signals and remediates (see [`crate::alert`]).
+//! The engines behind IncidentRecord, SupportChannel and LogPolicy are not built yet. Their
+//! `operate` does the real work that needs no engine (postmortem completeness, escalation
+//! totals) and reports `Ready=False` with reason `EngineNotImplemented` naming what is missing —
+//! never a fake success.
 
 use std::time::Duration;
 
@@ -89,11 +89,11 @@ impl TendKind for AlertRule {
 
     async fn operate(
         &self,
-        _ctx: &Context,
-        _status: &mut AlertRuleStatus,
-        _now: Timestamp,
+        ctx: &Context,
+        status: &mut AlertRuleStatus,
+        now: Timestamp,
     ) -> Verdict {
-        not_implemented("the alert evaluation engine")
+        crate::alert::operate(self, ctx, status, now).await
     }
 }
 
