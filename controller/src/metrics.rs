@@ -75,6 +75,9 @@ pub struct RestoreMetrics {
     pub drill_success: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
     pub drill_rto_seconds: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
     pub drill_last_timestamp: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AlertLabels {
     pub namespace: String,
     pub rule: String,
@@ -247,6 +250,7 @@ impl Default for Metrics {
             "drill_last_timestamp_seconds",
             "When the last restore drill of the policy finished (Unix time)",
             restore.drill_last_timestamp.clone(),
+        );
         let alert = AlertMetrics::default();
         registry.register(
             "alert_firing",
