@@ -161,11 +161,11 @@ fn check_list(e: &mut Errors, field: &str, checks: &[RestoreCheck], scratch: boo
         if check.type_ == CheckType::Sql
             && check.query.as_deref().is_none_or(|q| q.trim().is_empty())
         {
-            e.push(&format!("{at}.query"), "a sql check needs a query");
+            e.push(format!("{at}.query"), "a sql check needs a query");
         }
         if check.type_ == CheckType::AppVerify && scratch {
             e.push(
-                &format!("{at}.type"),
+                format!("{at}.type"),
                 "appVerify checks the running app, which does not serve a scratch restore; use it with inPlace restores",
             );
         }
