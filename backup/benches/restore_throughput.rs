@@ -92,7 +92,11 @@ fn child() {
     let decryption = Decryption::from_identities(&var("BENCH_IDENTITY")).unwrap();
     let repo: Arc<dyn Repository> = Arc::new(LocalRepository::new(var("BENCH_REPO")).unwrap());
     let target = ObjectsTarget {
-        store: Arc::new(LocalRepository::new(var("BENCH_TARGET")).unwrap()),
+        store: Arc::new(
+            LocalRepository::new(var("BENCH_TARGET"))
+                .unwrap()
+                .with_deferred_sync(),
+        ),
         prefix: String::new(),
     };
     let tools = PostgresTools::default();

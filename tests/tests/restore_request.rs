@@ -836,10 +836,8 @@ async fn a_restore_killed_mid_way_is_failed_and_its_scratch_removed() -> anyhow:
     write_photos(&photos, 160, 1024 * 1024);
     let repo_dir = c.dir.path().join("repository");
     let scratch_dir = c.dir.path().join("scratch");
-    c.apply_yaml(
-        &[],
-        &format!(
-            r#"apiVersion: tend.dev/v1alpha1
+    let policy = format!(
+        r#"apiVersion: tend.dev/v1alpha1
 kind: BackupPolicy
 metadata: {{name: big, namespace: {NS}}}
 spec:
@@ -851,11 +849,10 @@ spec:
     recipientsSecretRef: {{name: backup-age, key: recipients}}
     identitySecretRef: {{name: backup-age, key: identity}}
 "#,
-            photos = photos.display(),
-            repo = repo_dir.display()
-        ),
-    )
-    .await?;
+        photos = photos.display(),
+        repo = repo_dir.display()
+    );
+    c.apply_yaml(&[], &policy).await?;
     let mut tend = c.start_tend("restore-kill-1").await?;
     request_backup(&c, "big", "1").await?;
     c.apply_yaml(
@@ -916,5 +913,25 @@ spec:
         object_json(&c, "rr", "big-1").await?["status"]["phase"],
         "Failed"
     );
+
+    // A rebuilt cluster: the same policy applied anew lists the repository's restore points
+    // before any backup runs.
+    c.kubectl(&["delete", "backuppolicy", "big", "-n", NS])
+        .await?;
+    c.apply_yaml(&[], &policy).await?;
+    let status = eventually(WAIT, "restore points of the re-created policy", || async {
+        let status = object_json(&c, "backuppolicy", "big").await.ok()?["status"].clone();
+        status["restorePoints"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+            .then_some(status)
+    })
+    .await?;
+    assert_eq!(
+        status["restorePoints"].as_array().unwrap().len(),
+        1,
+        "{status:#}"
+    );
+    assert!(status.get("lastBackup").is_none(), "{status:#}");
     Ok(())
 }

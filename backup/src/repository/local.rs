@@ -19,6 +19,9 @@ const TEMP_MARKER: &str = ".tmp-";
 #[derive(Clone, Debug)]
 pub struct LocalRepository {
     root: PathBuf,
+    /// fsync every object and its directory on put (the default). Restores of many small
+    /// objects turn it off and call [`Repository::sync`] once at the end instead.
+    sync_each: bool,
 }
 
 impl LocalRepository {
@@ -33,7 +36,18 @@ impl LocalRepository {
         }
         std::fs::create_dir_all(&root)
             .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            sync_each: true,
+        })
+    }
+
+    /// The same repository, but puts are not fsynced one by one: [`Repository::sync`] makes
+    /// everything written durable at once (one `syncfs` of the file system). A put is still
+    /// atomic (temporary file, then rename).
+    pub fn with_deferred_sync(mut self) -> Self {
+        self.sync_each = false;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -59,14 +73,19 @@ impl LocalRepository {
             ".{name}{TEMP_MARKER}{:016x}",
             rand::random::<u64>()
         ));
+        let sync_each = self.sync_each;
         let written = async {
             let mut file = tokio::fs::File::create(&temp).await?;
             let n = tokio::io::copy(&mut body, &mut file).await?;
             file.flush().await?;
-            file.sync_all().await?;
+            if sync_each {
+                file.sync_all().await?;
+            }
             drop(file);
             tokio::fs::rename(&temp, &path).await?;
-            sync_dir(dir.clone()).await?;
+            if sync_each {
+                sync_dir(dir.clone()).await?;
+            }
             io::Result::Ok(n)
         }
         .await;
@@ -273,5 +292,28 @@ impl Repository for LocalRepository {
 
     fn describe(&self) -> String {
         format!("directory {}", self.root.display())
+    }
+
+    fn sync(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            if self.sync_each {
+                return Ok(());
+            }
+            // One syncfs(2) of the file system holding the directory (coreutils `sync -f`).
+            let out = tokio::process::Command::new("sync")
+                .arg("-f")
+                .arg(&self.root)
+                .output()
+                .await
+                .map_err(|e| Error::io(format!("running sync -f {}", self.root.display()), e))?;
+            if !out.status.success() {
+                return Err(Error::repo(
+                    "sync",
+                    &self.root.display().to_string(),
+                    String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                ));
+            }
+            Ok(())
+        })
     }
 }

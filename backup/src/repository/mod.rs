@@ -86,6 +86,12 @@ pub trait Repository: Send + Sync {
 
     /// Where this repository is, for messages (no credentials).
     fn describe(&self) -> String;
+
+    /// Makes everything stored so far durable. Stores that are durable on every put (S3, a
+    /// local directory by default) have nothing to do.
+    fn sync(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Rejects keys that could escape the repository root or alias another key.

@@ -183,7 +183,11 @@ pub async fn restore_objects(
     }
     match first_error {
         Some(e) => Err(e),
-        None => Ok(report),
+        None => {
+            // Stores that defer durability (a local directory restored into) sync once here.
+            target.store.sync().await?;
+            Ok(report)
+        }
     }
 }
 

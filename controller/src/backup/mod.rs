@@ -260,6 +260,10 @@ pub async fn operate(
             {
                 let id = run.id.clone();
                 interrupted(policy, ctx, status, &id, now, &labels, &mut notes).await;
+            } else if status.last_backup.is_none() && status.restore_points.is_empty() {
+                // A new policy over an existing repository (a rebuilt cluster): show what can
+                // be restored before the first backup runs.
+                discover_restore_points(policy, ctx, status, &labels).await;
             }
         }
     }
@@ -815,6 +819,50 @@ fn set_restore_points(status: &mut BackupPolicyStatus, points: Vec<PointSummary>
         })
         .collect();
     status.restore_points = list;
+}
+
+/// Lists the repository's restore points into status (no run needed). Failures are only
+/// logged: the first backup reports an unusable repository properly.
+async fn discover_restore_points(
+    policy: &BackupPolicy,
+    ctx: &Context,
+    status: &mut BackupPolicyStatus,
+    labels: &PolicyLabels,
+) {
+    let mut secrets = Secrets::new(ctx.client.clone(), &labels.namespace);
+    let repo = match setup::storage(
+        "spec.repository",
+        &policy.spec.repository,
+        &mut secrets,
+        true,
+    )
+    .await
+    {
+        Ok(repo) => repo,
+        Err(error) => {
+            tracing::debug!(policy = %labels.policy, %error, "repository not readable yet");
+            return;
+        }
+    };
+    let location = PolicyLocation::new(&labels.namespace, &labels.policy);
+    match restore_points(repo.as_ref(), &location).await {
+        Ok(points) if !points.is_empty() => {
+            tracing::info!(policy = %labels.policy, points = points.len(), "restore points found in the repository");
+            let points = points
+                .into_iter()
+                .map(|p| PointSummary {
+                    bytes: p.manifest.stored_bytes(),
+                    time: p.manifest.started_at,
+                    id: p.id,
+                })
+                .collect();
+            set_restore_points(status, points);
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::debug!(policy = %labels.policy, %error, "cannot list restore points yet")
+        }
+    }
 }
 
 /// A `Running` record with no task in this process: the controller stopped during the run.

@@ -540,9 +540,7 @@ impl Run<'_> {
                     "the BackupPolicy has no spec.targets.objects to restore objects into"
                         .to_string()
                 })?;
-                let store = setup::storage("spec.targets.objects", location, secrets, false)
-                    .await
-                    .map_err(|e| e.0)?;
+                let store = restore_store("spec.targets.objects", location, secrets).await?;
                 Ok(ObjectsTarget {
                     store,
                     prefix: String::new(),
@@ -553,9 +551,7 @@ impl Run<'_> {
                 let location = scratch_store_location(scratch).ok_or_else(|| {
                     "spec.target.scratch needs s3 or filesystem to restore objects into".to_string()
                 })?;
-                let store = setup::storage("spec.target.scratch", &location, secrets, false)
-                    .await
-                    .map_err(|e| e.0)?;
+                let store = restore_store("spec.target.scratch", &location, secrets).await?;
                 Ok(ObjectsTarget {
                     store,
                     prefix: format!("{dir}/objects/"),
@@ -969,6 +965,24 @@ fn kube_reason(error: &kube::Error) -> String {
         kube::Error::Api(response) => format!("{} ({})", response.message, response.reason),
         other => other.to_string(),
     }
+}
+
+/// A store objects are restored into. A directory is not fsynced object by object but once
+/// when the restore is done (thousands of small photos otherwise cost more than the data).
+async fn restore_store(
+    field: &str,
+    location: &StorageLocation,
+    secrets: &mut Secrets,
+) -> Result<Arc<dyn Repository>, String> {
+    if let Some(fs) = &location.filesystem {
+        let repo = tend_backup::LocalRepository::new(&fs.path)
+            .map_err(|e| format!("{field}.filesystem: {e}"))?
+            .with_deferred_sync();
+        return Ok(Arc::new(repo));
+    }
+    setup::storage(field, location, secrets, false)
+        .await
+        .map_err(|e| e.0)
 }
 
 /// Where scratch objects go, as a storage location the setup code understands.
