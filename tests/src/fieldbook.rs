@@ -36,6 +36,16 @@ pub struct Fieldbook {
 impl Fieldbook {
     /// Starts fieldbook with its files under `dir` and waits until `/readyz` answers.
     pub async fn start(dir: &Path, database_url: &str, photos: PhotoStore) -> anyhow::Result<Self> {
+        Self::start_with_env(dir, database_url, photos, &[]).await
+    }
+
+    /// [`Fieldbook::start`] with extra environment (e.g. `FIELDBOOK_VERIFY_INTERVAL`).
+    pub async fn start_with_env(
+        dir: &Path,
+        database_url: &str,
+        photos: PhotoStore,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let bin = tokio::task::spawn_blocking(fieldbook_binary).await?;
         std::fs::create_dir_all(dir)?;
         let token = format!("ops-token-for-tests-{}", free_port());
@@ -48,7 +58,8 @@ impl Fieldbook {
             .args(["--database-url", database_url])
             .arg("--ops-token-file")
             .arg(&token_file)
-            .arg("--quiet");
+            .arg("--quiet")
+            .envs(env.iter().copied());
         match photos {
             PhotoStore::Dir(path) => {
                 cmd.arg("--photo-dir").arg(path);

@@ -935,3 +935,135 @@ spec:
     assert!(status.get("lastBackup").is_none(), "{status:#}");
     Ok(())
 }
+
+/// The automated path for lost photos: fieldbook's self-check sees referenced photos missing
+/// (`fieldbook_verify_missing_objects`), an AlertRule on that metric fires and creates the
+/// RestoreRequest of its remediation template (objects, in place), and the photos come back.
+#[tokio::test]
+async fn missing_photos_fire_an_alert_whose_remediation_restores_them() -> anyhow::Result<()> {
+    let c = TestCluster::start().await?;
+    let keys = common::Keys::new();
+    setup(&c, &keys).await?;
+    let app_dir = c.dir.path().join("fieldbook");
+    let photos_dir = app_dir.join("photos");
+    let db = app_dir.join("fieldbook.db");
+    let app = Fieldbook::start_with_env(
+        &app_dir,
+        &db.display().to_string(),
+        PhotoStore::Dir(photos_dir.clone()),
+        &[("FIELDBOOK_VERIFY_INTERVAL", "1s")],
+    )
+    .await?;
+    app.create_admin(&app_dir, "admin@example.com")?;
+    // Three photos of one record, stored under fieldbook's content-addressed keys.
+    let mut sql = String::from(
+        "INSERT INTO fields (owner_id, name, location, created_at) VALUES (1, 'north', 'hill', 0);\
+         INSERT INTO crops (owner_id, field_id, name, variety, created_at) VALUES (1, 1, 'rice', 'koshihikari', 0);\
+         INSERT INTO records (owner_id, crop_id, day, kind, quantity, unit, notes, created_at) VALUES (1, 1, '2026-11-28', 'harvest', 3.5, 'kg', '', 0);",
+    );
+    let mut files = Vec::new();
+    for i in 0..3u8 {
+        let prefix = format!("{:02x}", 0xa0 + i);
+        let key = format!("sha256/{prefix}/{prefix}{}", "0".repeat(62));
+        let body = photo_body(usize::from(i), 5000);
+        let path = photos_dir.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        std::fs::write(&path, &body)?;
+        sql.push_str(&format!(
+            "INSERT INTO photos (record_id, object_key, content_type, size_bytes, created_at) VALUES (1, '{key}', 'image/jpeg', {}, 0);",
+            body.len()
+        ));
+        files.push((path, body));
+    }
+    sqlite(&db, &sql)?;
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", app.port);
+    let repo_dir = c.dir.path().join("repository");
+    c.apply_yaml(
+        &[],
+        &format!(
+            r#"apiVersion: v1
+kind: Secret
+metadata: {{name: fieldbook-ops, namespace: {NS}}}
+stringData: {{token: {token}}}
+---
+apiVersion: tend.dev/v1alpha1
+kind: BackupPolicy
+metadata: {{name: fieldbook, namespace: {NS}}}
+spec:
+  schedule: "0 2 * * *"
+  app:
+    endpoint: {endpoint}
+    tokenSecretRef: {{name: fieldbook-ops, key: token}}
+  targets:
+    database: {{sqlite: {{}}}}
+    objects: {{filesystem: {{path: {photos}}}}}
+  repository: {{filesystem: {{path: {repo}}}}}
+  encryption:
+    recipientsSecretRef: {{name: backup-age, key: recipients}}
+    identitySecretRef: {{name: backup-age, key: identity}}
+---
+apiVersion: tend.dev/v1alpha1
+kind: AlertRule
+metadata: {{name: photos-missing, namespace: {NS}}}
+spec:
+  summary: Photos referenced by records are missing
+  interval: 1s
+  source:
+    metrics: {{url: "{metrics_url}", metric: fieldbook_verify_missing_objects, aggregation: max}}
+  condition: {{operator: ">", threshold: 0}}
+  remediation:
+    restore:
+      policyRef: {{name: fieldbook}}
+      restorePoint: {{latest: true}}
+      components: [objects]
+      target: {{mode: inPlace, confirm: true}}
+      checks:
+      - {{name: app, type: appVerify}}
+"#,
+            token = app.token,
+            endpoint = app.ops_endpoint(),
+            photos = photos_dir.display(),
+            repo = repo_dir.display()
+        ),
+    )
+    .await?;
+    let tend = c.start_tend("restore-alert").await?;
+    let log = || tend.proc.log_text();
+    request_backup(&c, "fieldbook", "1").await?;
+    let rule = object_json(&c, "alertrule", "photos-missing").await?;
+    assert_ne!(rule["status"]["state"], "Firing", "{rule:#}");
+
+    // Photos disappear from the store.
+    for (path, _) in &files[..2] {
+        std::fs::remove_file(path)?;
+    }
+    let request = eventually(
+        WAIT * 2,
+        "the alert to fire and create a RestoreRequest",
+        || async {
+            let rule = object_json(&c, "alertrule", "photos-missing").await.ok()?;
+            rule["status"]["currentRemediation"]
+                .as_str()
+                .map(str::to_owned)
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", log()))?;
+    let status = finished(&c, &request, log).await?;
+    assert_eq!(status["phase"], "Succeeded", "{status:#}\n{}", log());
+    assert_eq!(component(&status, "objects")["objects"], 2, "{status:#}");
+    assert_eq!(check(&status, "app")["passed"], true, "{status:#}");
+    for (path, body) in &files {
+        assert_eq!(&std::fs::read(path)?, body, "{}", path.display());
+    }
+    // The self-check sees the photos again and the rule resolves; no second request.
+    eventually(WAIT * 2, "the alert to resolve", || async {
+        let rule = object_json(&c, "alertrule", "photos-missing").await.ok()?;
+        (rule["status"]["state"] == "Inactive").then_some(())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", log()))?;
+    let requests = c.kubectl(&["get", "rr", "-n", NS, "-o", "name"]).await?;
+    assert_eq!(requests.lines().count(), 1, "{requests}");
+    Ok(())
+}

@@ -354,25 +354,28 @@ impl Run<'_> {
                     .map(Some),
                 }
             });
-        let objects_fut: Boxed<
-            '_,
-            Result<Option<tend_backup::restore::ObjectsRestoreReport>, String>,
-        > = Box::pin(async {
-            match &objects_target {
-                None => Ok(None),
-                Some(target) => restore_objects(
-                    repo.clone(),
-                    location,
-                    manifest,
-                    decryption,
-                    target,
-                    &ObjectsRestoreOptions::default(),
-                    progress,
-                )
-                .await
-                .map(Some)
-                .map_err(|e| e.to_string()),
-            }
+        type ObjectsDone = (tend_backup::restore::ObjectsRestoreReport, (bool, String));
+        let objects_fut: Boxed<'_, Result<Option<ObjectsDone>, String>> = Box::pin(async {
+            let Some(target) = &objects_target else {
+                return Ok(None);
+            };
+            let report = restore_objects(
+                repo.clone(),
+                location,
+                manifest,
+                decryption,
+                target,
+                &ObjectsRestoreOptions::default(),
+                progress,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            // Read back as soon as they are written, while the database may still be restoring.
+            let check = match check_objects(target, manifest, 8).await {
+                Ok(report) => checks::describe_objects(&report),
+                Err(e) => (false, e.to_string()),
+            };
+            Ok(Some((report, check)))
         });
         let (database, objects) = tokio::join!(database_fut, objects_fut);
         let mut failures = Vec::new();
@@ -399,18 +402,22 @@ impl Run<'_> {
                 None
             }
         };
+        let mut objects_check = None;
         match objects {
-            Ok(Some(report)) => self.set_component(ComponentResult {
-                component: Component::Objects,
-                result: "Succeeded".into(),
-                bytes: report.bytes,
-                objects: Some(report.restored),
-                objects_skipped: Some(report.unchanged),
-                message: Some(format!(
-                    "{} objects restored, {} already present unchanged",
-                    report.restored, report.unchanged
-                )),
-            }),
+            Ok(Some((report, check))) => {
+                objects_check = Some(check);
+                self.set_component(ComponentResult {
+                    component: Component::Objects,
+                    result: "Succeeded".into(),
+                    bytes: report.bytes,
+                    objects: Some(report.restored),
+                    objects_skipped: Some(report.unchanged),
+                    message: Some(format!(
+                        "{} objects restored, {} already present unchanged",
+                        report.restored, report.unchanged
+                    )),
+                });
+            }
             Ok(None) => {}
             Err(error) => {
                 self.set_component(result(Component::Objects, "Failed", 0, None, &error));
@@ -446,6 +453,7 @@ impl Run<'_> {
                 manifest,
                 restored_database.as_ref(),
                 objects_target.as_ref(),
+                objects_check,
                 ops,
             )
             .await;
@@ -668,6 +676,7 @@ impl Run<'_> {
         manifest: &Manifest,
         database: Option<&RestoredDatabase>,
         objects: Option<&ObjectsTarget>,
+        objects_check: Option<(bool, String)>,
         ops: Option<&OpsApi>,
     ) -> Vec<CheckResult> {
         let plan = self.plan;
@@ -702,9 +711,10 @@ impl Run<'_> {
                         Err(e) => (false, e),
                     },
                 },
-                CheckType::ObjectHashes => match objects {
-                    None => (false, "no objects were restored".to_string()),
-                    Some(target) => match check_objects(target, manifest, 8).await {
+                CheckType::ObjectHashes => match (&objects_check, objects) {
+                    (Some(done), _) => done.clone(),
+                    (None, None) => (false, "no objects were restored".to_string()),
+                    (None, Some(target)) => match check_objects(target, manifest, 8).await {
                         Ok(report) => checks::describe_objects(&report),
                         Err(e) => (false, e.to_string()),
                     },
