@@ -241,6 +241,10 @@ spec:
     );
     c.apply_yaml(&[], &scratch).await?;
     let status = finished(&c, "scratch-1", log).await?;
+    eprintln!(
+        "measured: RestoreRequest scratch-1: phase {}, RTO {}",
+        status["phase"], status["rto"]
+    );
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
     assert_eq!(status["restorePoint"]["id"], point.as_str());
     assert!(status["rto"].as_str().is_some(), "{status:#}");
@@ -293,6 +297,10 @@ spec:
     );
     c.apply_yaml(&[], &in_place).await?;
     let status = finished(&c, "in-place-1", log).await?;
+    eprintln!(
+        "measured: RestoreRequest in-place-1: phase {}, RTO {}",
+        status["phase"], status["rto"]
+    );
     assert_eq!(status["phase"], "Succeeded", "{status:#}\n{}", log());
     assert_eq!(check(&status, "app")["passed"], true, "{status:#}");
     assert_eq!(check(&status, "rowCounts")["passed"], true, "{status:#}");
@@ -397,6 +405,10 @@ spec:
     )
     .await?;
     let status = finished(&c, "in-place-2", log).await?;
+    eprintln!(
+        "measured: RestoreRequest in-place-2: phase {}, RTO {}",
+        status["phase"], status["rto"]
+    );
     assert_eq!(status["phase"], "Failed", "{status:#}");
     let message = status["message"].as_str().unwrap();
     assert!(message.contains(&key), "the part is not named: {message}");
@@ -530,6 +542,10 @@ spec:
     )
     .await?;
     let status = finished(&c, "scratch-pg", log).await?;
+    eprintln!(
+        "measured: RestoreRequest scratch-pg: phase {}, RTO {}",
+        status["phase"], status["rto"]
+    );
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
     for name in ["rowCounts", "objectHashes", "one-admin"] {
         assert_eq!(check(&status, name)["passed"], true, "{status:#}");
@@ -580,6 +596,10 @@ spec:
     )
     .await?;
     let status = finished(&c, "in-place-pg", log).await?;
+    eprintln!(
+        "measured: RestoreRequest in-place-pg: phase {}, RTO {}",
+        status["phase"], status["rto"]
+    );
     assert_eq!(status["phase"], "Succeeded", "{status:#}\n{}", log());
     assert_eq!(
         pg.psql("fieldbook", "SELECT count(*) FROM users").trim(),
@@ -717,6 +737,10 @@ spec:
     })
     .await?;
     let drill = &status["lastDrill"];
+    eprintln!(
+        "measured: drill {}: RTO {}",
+        drill["requestName"], drill["rto"]
+    );
     assert_eq!(drill["result"], "Succeeded", "{status:#}");
     assert_eq!(drill["restorePoint"], point.as_str());
     let request = drill["requestName"].as_str().unwrap().to_string();
