@@ -18,7 +18,7 @@ use tend_crds::restore_request::{
     Component, RestoreMode, RestorePhase, RestorePointSelector, RestoreRequest, RestoreRequestSpec,
     RestoreTarget,
 };
-use tend_crds::types::{LocalObjectRef, format_duration, parse_duration};
+use tend_crds::types::{LocalObjectRef, parse_duration};
 
 use crate::context::Context;
 use crate::metrics::PolicyLabels;
@@ -276,7 +276,7 @@ fn finish(
         format!(
             "drill {request_name} restored and verified restore point {} in {}",
             point.as_deref().unwrap_or("?"),
-            rto.map_or_else(|| "?".into(), format_duration)
+            rto.map_or_else(|| "?".into(), crate::restore::format_rto)
         )
     } else {
         format!(
@@ -323,7 +323,7 @@ fn set_drill_conditions(
             dr::RTO_MET,
             format!(
                 "the last drill restored and verified in {}; objective {}",
-                format_duration(rto),
+                crate::restore::format_rto(rto),
                 objective.as_str()
             ),
             generation,
@@ -335,7 +335,7 @@ fn set_drill_conditions(
             dr::RTO_BREACHED,
             format!(
                 "the last drill took {}, more than the objective {}",
-                format_duration(rto),
+                crate::restore::format_rto(rto),
                 objective.as_str()
             ),
             generation,

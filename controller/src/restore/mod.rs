@@ -416,15 +416,15 @@ fn record_outcome(
         (Some(verified), None) => {
             let rto = Duration::try_from(verified.duration_since(started)).unwrap_or_default();
             status.phase = Some(RestorePhase::Succeeded);
-            status.rto = Some(format_duration(rto));
-            status.message = Some(format!("restored and verified in {}", format_duration(rto)));
+            status.rto = Some(format_rto(rto));
+            status.message = Some(format!("restored and verified in {}", format_rto(rto)));
             notes.push(Note::normal(
                 rr::SUCCEEDED,
                 "Restore",
                 format!(
                     "restore point {} restored and verified; RTO {}",
                     status.restore_point.as_ref().map_or("?", |p| p.id.as_str()),
-                    format_duration(rto)
+                    format_rto(rto)
                 ),
             ));
             ctx.metrics
@@ -457,6 +457,16 @@ fn record_outcome(
     }
 }
 
+/// A recovery time for status: tenths of a second below a minute (small restores finish in
+/// less than one), else `1m12s`. Both forms parse as durations.
+pub fn format_rto(rto: Duration) -> String {
+    if rto < Duration::from_secs(60) {
+        format!("{:.1}s", rto.as_secs_f64())
+    } else {
+        format_duration(rto)
+    }
+}
+
 fn finished_verdict(phase: RestorePhase, status: &RestoreRequestStatus) -> Verdict {
     let succeeded = phase == RestorePhase::Succeeded;
     Verdict::new(
@@ -467,4 +477,22 @@ fn finished_verdict(phase: RestorePhase, status: &RestoreRequestStatus) -> Verdi
             .clone()
             .unwrap_or_else(|| format!("restore {phase:?}")),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtos_keep_tenths_below_a_minute_and_parse_back() {
+        for (rto, text) in [
+            (Duration::from_millis(430), "0.4s"),
+            (Duration::from_millis(12_340), "12.3s"),
+            (Duration::from_secs(72), "1m12s"),
+        ] {
+            assert_eq!(format_rto(rto), text);
+            let parsed = tend_crds::types::parse_duration(text).unwrap();
+            assert!(parsed.abs_diff(rto) < Duration::from_millis(100), "{text}");
+        }
+    }
 }
