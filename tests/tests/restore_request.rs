@@ -212,6 +212,7 @@ spec:
     database: {{sqlite: {{}}}}
     objects: {{filesystem: {{path: {photos}}}}}
     config:
+      configMapSelector: {{matchLabels: {{app: farm}}}}
       appSettings: true
   repository: {{filesystem: {{path: {repo}}}}}
   encryption:
@@ -288,6 +289,8 @@ spec:
     }
     std::fs::write(&photos[3], b"overwritten")?;
     assert_eq!(app.ops_get("verify")?["tables"]["users"], 0);
+    c.kubectl(&["delete", "configmap", "farm-settings", "-n", NS])
+        .await?;
 
     let in_place = restore_yaml(
         "in-place-1",
@@ -321,6 +324,14 @@ spec:
     assert_eq!(verify["ok"], true, "{verify:#}");
     assert_eq!(verify["tables"]["users"], 1, "{verify:#}");
     assert_eq!(app.ops_get("maintenance")?["enabled"], false);
+    let config = component(&status, "config");
+    assert_eq!(
+        config["objects"], 2,
+        "one ConfigMap and the app settings: {config}"
+    );
+    let cm = object_json(&c, "configmap", "farm-settings").await?;
+    assert_eq!(cm["data"]["greeting"], "hello", "{cm:#}");
+    assert_eq!(cm["metadata"]["labels"]["app"], "farm", "{cm:#}");
     let describe = c
         .kubectl(&["describe", "rr", "in-place-1", "-n", NS])
         .await?;
