@@ -64,8 +64,8 @@ struct Shared {
 }
 
 enum Entry {
-    /// `Running` was written to status; the task starts once the object shows it.
-    Claimed,
+    /// `Running` was written to status (at `started`); the task starts once the object shows it.
+    Claimed { started: Timestamp },
     Running {
         shared: Arc<Shared>,
         task: JoinHandle<()>,
@@ -83,7 +83,9 @@ pub struct RestoreRuns {
 
 enum Poll {
     Idle,
-    Claimed,
+    Claimed {
+        started: Timestamp,
+    },
     Running {
         phase: RestorePhase,
         bytes: u64,
@@ -99,7 +101,10 @@ impl RestoreRuns {
             return Poll::Idle;
         };
         let Entry::Running { shared, task } = entry else {
-            return Poll::Claimed;
+            let Entry::Claimed { started } = entry else {
+                unreachable!("two variants");
+            };
+            return Poll::Claimed { started: *started };
         };
         let notes = std::mem::take(&mut *shared.notes.lock().expect("notes lock"));
         let outcome = shared.outcome.lock().expect("outcome lock").take();
@@ -134,11 +139,11 @@ impl RestoreRuns {
         )
     }
 
-    fn claim(&self, key: Key, policy: String) {
+    fn claim(&self, key: Key, policy: String, started: Timestamp) {
         self.runs
             .lock()
             .expect("restore runs lock")
-            .insert(key, (policy, Entry::Claimed));
+            .insert(key, (policy, Entry::Claimed { started }));
     }
 
     /// Another request of the same policy claimed or running in this process.
@@ -261,7 +266,7 @@ pub async fn operate(
             verdict.notes = notes;
             verdict
         }
-        Poll::Claimed => {
+        Poll::Claimed { started } => {
             let durable = request
                 .status
                 .as_ref()
@@ -273,8 +278,11 @@ pub async fn operate(
                 verdict.requeue_after = Some(PROGRESS_INTERVAL);
                 verdict
             } else {
-                // The claim is written by this reconcile's status update; look again soon.
+                // The claim is not visible yet (the watch lags behind our own write): write
+                // it again, whole, and look again soon.
                 status.phase = Some(RestorePhase::Running);
+                status.start_time = Some(Time(started));
+                status.scratch_resources = task::planned_scratch(request);
                 let mut verdict = Verdict::new(true, rr::RUNNING, "restore starting");
                 verdict.requeue_after = Some(Duration::from_millis(200));
                 verdict
@@ -309,7 +317,7 @@ pub async fn operate(
             status.start_time = Some(Time(now));
             status.scratch_resources = task::planned_scratch(request);
             status.message = None;
-            ctx.restores.claim(key.clone(), policy);
+            ctx.restores.claim(key.clone(), policy, now);
             let mode = match request.spec.target.mode {
                 RestoreMode::InPlace => "in place",
                 _ => "into a scratch target",
