@@ -204,6 +204,8 @@ pub(crate) struct Outcome {
     finished: Option<Timestamp>,
     error: Option<String>,
     scratch_removed: Vec<String>,
+    /// Nothing of the scratch target is left (removed, or never created).
+    scratch_gone: bool,
 }
 
 impl Outcome {
@@ -391,8 +393,10 @@ fn record_outcome(
     status.components = outcome.components;
     status.checks = outcome.checks;
     status.completion_time = Some(Time(finished));
-    if !outcome.scratch_removed.is_empty() {
+    if outcome.scratch_gone {
         status.scratch_resources.clear();
+    }
+    if !outcome.scratch_removed.is_empty() {
         notes.push(Note::normal(
             rr::SCRATCH_REMOVED,
             "Cleanup",

@@ -106,6 +106,7 @@ pub(super) async fn execute(plan: Plan, shared: &Shared) -> Outcome {
         outcome: Outcome::default(),
         scratch: None,
         temp: None,
+        touched: false,
     };
     let result = run.restore().await;
     let mut outcome = std::mem::take(&mut run.outcome);
@@ -114,7 +115,10 @@ pub(super) async fn execute(plan: Plan, shared: &Shared) -> Outcome {
         Err(error) => outcome.error = Some(error),
     }
     let failed = outcome.error.is_some();
-    if plan.drill || failed {
+    outcome.scratch_gone = !run.touched;
+    // A request that failed before any target was touched (bad restore point, corrupted part,
+    // unreadable Secret) created nothing to remove.
+    if run.touched && (plan.drill || failed) {
         match remove_scratch(
             &plan.client,
             &plan.namespace,
@@ -125,7 +129,10 @@ pub(super) async fn execute(plan: Plan, shared: &Shared) -> Outcome {
         )
         .await
         {
-            Ok(removed) => outcome.scratch_removed = removed,
+            Ok(removed) => {
+                outcome.scratch_removed = removed;
+                outcome.scratch_gone = true;
+            }
             Err(error) => {
                 tracing::warn!(namespace = %plan.namespace, request = %plan.name, %error, "scratch target not removed");
                 let message = outcome.error.take().unwrap_or_default();
@@ -149,6 +156,8 @@ struct Run<'a> {
     scratch: Option<ScratchTarget>,
     /// The decrypted SQLite file of an in-place restore (kept for SQL checks).
     temp: Option<tempfile::TempDir>,
+    /// Targets are being written (scratch resources may exist).
+    touched: bool,
 }
 
 /// What the database restore left for the checks.
@@ -245,6 +254,7 @@ impl Run<'_> {
             })?;
 
         self.scratch = scratch_of(&plan.spec).cloned();
+        self.touched = true;
         let in_place = plan.spec.target.mode == RestoreMode::InPlace;
         let ops = setup::ops_api(&policy.spec, &mut secrets)
             .await
@@ -1089,7 +1099,10 @@ pub(super) async fn interrupted(
     )
     .await
     {
-        Ok(removed) => outcome.scratch_removed = removed,
+        Ok(removed) => {
+            outcome.scratch_removed = removed;
+            outcome.scratch_gone = true;
+        }
         Err(e) => problems.push(format!("the scratch target could not be removed: {e}")),
     }
     if request.spec.target.mode == RestoreMode::InPlace {
