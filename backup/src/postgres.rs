@@ -169,6 +169,25 @@ async fn psql_with(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// A child's stderr, keeping only the last `STDERR_TAIL` bytes or so, so a chatty child cannot
+/// grow our memory.
+pub(crate) async fn collect_tail(mut stderr: tokio::process::ChildStderr) -> String {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stderr.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > 2 * STDERR_TAIL {
+                    kept.drain(..kept.len() - STDERR_TAIL);
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
 pub(crate) fn tail(text: &str) -> String {
     let text = text.trim();
     let start = text.len().saturating_sub(STDERR_TAIL);
@@ -463,33 +482,16 @@ impl ChildStream {
             .spawn()
             .map_err(|e| Error::source("database", format!("starting {what}: {e}")))?;
         let stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
         let exit = async move {
-            // Keep only the tail of stderr, so a chatty child cannot grow our memory.
-            let collect = async {
-                let mut kept: Vec<u8> = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    match stderr.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            kept.extend_from_slice(&buf[..n]);
-                            if kept.len() > 2 * STDERR_TAIL {
-                                kept.drain(..kept.len() - STDERR_TAIL);
-                            }
-                        }
-                    }
-                }
-                kept
-            };
-            let (status, err) = tokio::join!(child.wait(), collect);
+            let (status, err) = tokio::join!(child.wait(), collect_tail(stderr));
             let status = status?;
             if status.success() {
                 Ok(())
             } else {
                 Err(io::Error::other(format!(
                     "{what} failed ({status}): {}",
-                    tail(&String::from_utf8_lossy(&err))
+                    tail(&err)
                 )))
             }
         };

@@ -14,13 +14,13 @@ use std::process::Stdio;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::process::{Child, ChildStderr};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::process::Child;
 
 use crate::manifest::{Manifest, PolicyLocation};
 use crate::pipeline::{self, Compression, Decryption, ExpectedPart, Progress};
 use crate::postgres::{
-    PgRestoreMode, PostgresConnection, PostgresTools, STDERR_TAIL, libpq_command, server_tools,
+    PgRestoreMode, PostgresConnection, PostgresTools, collect_tail, libpq_command, server_tools,
     tail,
 };
 use crate::repository::Repository;
@@ -164,24 +164,6 @@ async fn stop(
     error
 }
 
-/// The last `STDERR_TAIL` bytes or so of a child's stderr.
-async fn collect_tail(mut stderr: ChildStderr) -> String {
-    let mut kept: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stderr.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                kept.extend_from_slice(&buf[..n]);
-                if kept.len() > 2 * STDERR_TAIL {
-                    kept.drain(..kept.len() - STDERR_TAIL);
-                }
-            }
-        }
-    }
-    String::from_utf8_lossy(&kept).into_owned()
-}
-
 /// A writer that always keeps the latest write back from `inner` until [`HoldBack::release`]:
 /// the reader on the other side never sees the end of the data before it has been verified.
 /// Holds at most one write (the pipeline writes 128 KiB chunks).
@@ -258,6 +240,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for HoldBack<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     #[tokio::test]
     async fn hold_back_keeps_the_last_write_until_released() {
