@@ -171,36 +171,33 @@ impl LogStore {
         }
         let mut heads = self.heads.lock().await;
         let cached = heads.get(&category).cloned();
-        let (prev, hash, result) = match cached {
+        // The cached head is only trusted if it still is the head: the rows may have been
+        // replaced from outside (a database restore). Checked in the insert itself; a stale
+        // head (nothing inserted) is read again from the database.
+        let guarded = match cached {
             Some(prev) => {
-                // The cached head is only trusted if it still is the head: the rows may have
-                // been replaced from outside (a database restore). Checked in the insert itself.
                 let hash = entry_hash(&prev, category.as_str(), ts, &data_text);
-                let result = self
+                match self
                     .insert(category, ts, &data_text, &prev, &hash, true)
-                    .await;
-                match result {
-                    Ok(0) => {
-                        let prev = self.head(category).await?;
-                        let hash = entry_hash(&prev, category.as_str(), ts, &data_text);
-                        let result = self
-                            .insert(category, ts, &data_text, &prev, &hash, false)
-                            .await;
-                        (prev, hash, result)
-                    }
-                    other => (prev, hash, other),
+                    .await
+                {
+                    Ok(0) => None,
+                    other => Some((hash, other)),
                 }
             }
+            None => None,
+        };
+        let (hash, result) = match guarded {
+            Some(done) => done,
             None => {
                 let prev = self.head(category).await?;
                 let hash = entry_hash(&prev, category.as_str(), ts, &data_text);
                 let result = self
                     .insert(category, ts, &data_text, &prev, &hash, false)
                     .await;
-                (prev, hash, result)
+                (hash, result)
             }
         };
-        let _ = prev;
         match result {
             Ok(_) => {
                 heads.insert(category, hash);

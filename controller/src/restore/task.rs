@@ -631,36 +631,13 @@ impl Run<'_> {
                 ),
             ));
         }
-        let params = PatchParams::apply("tend-restore").force();
         let cm_api: Api<ConfigMap> = Api::namespaced(plan.client.clone(), &plan.namespace);
         for item in &config_maps {
-            let name = item["name"].as_str().unwrap_or_default();
-            let object = json!({
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": name, "labels": item["labels"], "annotations": item["annotations"]},
-                "data": item["data"],
-                "binaryData": item["binaryData"],
-            });
-            cm_api
-                .patch(name, &params, &Patch::Apply(&object))
-                .await
-                .map_err(|e| format!("re-creating ConfigMap {name}: {e} (restoring config needs the tend-config-restore role in this namespace; see docs/rbac.md)"))?;
+            apply_archived(&cm_api, "ConfigMap", item, &["data", "binaryData"]).await?;
         }
         let secret_api: Api<Secret> = Api::namespaced(plan.client.clone(), &plan.namespace);
         for item in &secrets {
-            let name = item["name"].as_str().unwrap_or_default();
-            let object = json!({
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": name, "labels": item["labels"], "annotations": item["annotations"]},
-                "type": item["type"],
-                "data": item["data"],
-            });
-            secret_api
-                .patch(name, &params, &Patch::Apply(&object))
-                .await
-                .map_err(|e| format!("re-creating Secret {name}: {} (restoring config needs the tend-config-restore role in this namespace; see docs/rbac.md)", kube_reason(&e)))?;
+            apply_archived(&secret_api, "Secret", item, &["type", "data"]).await?;
         }
         if let Some(settings) = settings {
             let ops =
@@ -978,6 +955,37 @@ async fn set_maintenance(ops: &OpsApi, enabled: bool) -> Result<(), String> {
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// Re-creates one archived ConfigMap or Secret by server-side apply: its name, labels and
+/// annotations plus the kind's own `fields` from the archive.
+async fn apply_archived<K>(
+    api: &Api<K>,
+    kind: &str,
+    item: &Value,
+    fields: &[&str],
+) -> Result<(), String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = item["name"].as_str().unwrap_or_default();
+    let mut object = json!({
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {"name": name, "labels": item["labels"], "annotations": item["annotations"]},
+    });
+    for field in fields {
+        object[*field] = item[*field].clone();
+    }
+    api.patch(name, &PatchParams::apply("tend-restore").force(), &Patch::Apply(&object))
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "re-creating {kind} {name}: {} (restoring config needs the tend-config-restore role in this namespace; see docs/rbac.md)",
+                kube_reason(&e)
+            )
+        })
 }
 
 fn kube_reason(error: &kube::Error) -> String {
