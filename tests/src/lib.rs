@@ -14,6 +14,32 @@ mod tend;
 
 pub use tend::{Tend, free_port, http_get, tend_binary, workspace_binary};
 
+/// The Events section of `kubectl describe` output.
+pub fn events_of(describe: &str) -> String {
+    describe
+        .split("\nEvents:")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Every file under `dir`, recursively (none if it does not exist).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
 use anyhow::{Context, bail};
 use devcluster::{DevCluster, Options};
 use std::path::{Path, PathBuf};

@@ -18,7 +18,7 @@ use tend::context::Clock;
 use tend::run::{RunConfig, run_with_client};
 use tend_backup::{Decryption, LocalRepository, PolicyLocation, Repository, restore_points};
 use tend_e2e::fieldbook::{Fieldbook, PhotoStore};
-use tend_e2e::{TestCluster, WAIT, eventually, free_port};
+use tend_e2e::{TestCluster, WAIT, events_of, eventually, files_under, free_port};
 
 const NS: &str = "farm";
 
@@ -104,14 +104,6 @@ fn write_photos(dir: &Path, count: usize, size: usize) {
             .collect();
         std::fs::write(sub.join(format!("photo-{i}.jpg")), body).unwrap();
     }
-}
-
-fn events_of(describe: &str) -> String {
-    describe
-        .split("\nEvents:")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// Scheduled runs over sixteen simulated days (the clock is injected, nothing sleeps): every
@@ -665,11 +657,11 @@ spec:
     );
     let backup_dir = repo_dir.join(PolicyLocation::new(NS, "big").backup_prefix(&id));
     assert!(
-        !backup_dir.exists() || leftover(&backup_dir).is_empty(),
+        !backup_dir.exists() || files_under(&backup_dir).is_empty(),
         "partial parts left: {:?}",
-        leftover(&backup_dir)
+        files_under(&backup_dir)
     );
-    let temp: Vec<PathBuf> = leftover(&repo_dir)
+    let temp: Vec<PathBuf> = files_under(&repo_dir)
         .into_iter()
         .filter(|p| p.to_string_lossy().contains(".tmp-"))
         .collect();
@@ -680,20 +672,4 @@ spec:
     assert_eq!(status["lastBackup"]["result"], "Succeeded", "{status:#}");
     assert_eq!(status["restorePoints"].as_array().unwrap().len(), 1);
     Ok(())
-}
-
-fn leftover(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
 }

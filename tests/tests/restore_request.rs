@@ -18,7 +18,7 @@ use tend::context::Clock;
 use tend::run::{RunConfig, run_with_client};
 use tend_backup::{LocalRepository, PolicyLocation, Repository, restore_points};
 use tend_e2e::fieldbook::{Fieldbook, PhotoStore};
-use tend_e2e::{TestCluster, WAIT, eventually, free_port};
+use tend_e2e::{TestCluster, WAIT, events_of, eventually, files_under, free_port};
 
 const NS: &str = "farm";
 
@@ -113,14 +113,6 @@ fn component<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no component {name}: {status:#}"))
 }
 
-fn events_of(describe: &str) -> String {
-    describe
-        .split("\nEvents:")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string()
-}
-
 fn photo_body(i: usize, size: usize) -> Vec<u8> {
     (0..size)
         .map(|j| ((i * 7919 + j * 31) ^ (j >> 3)) as u8)
@@ -152,22 +144,6 @@ fn sqlite(db: &Path, sql: &str) -> anyhow::Result<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
 }
 
 /// fieldbook on SQLite with photos in a directory: a scratch restore leaves production alone;
