@@ -278,6 +278,36 @@ pub async fn remove_backup_parts(
     Ok(())
 }
 
+/// What [`remove_uncommitted_backup`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Uncommitted {
+    /// The backup had no manifest: its parts (if any) were deleted.
+    Removed { parts: usize },
+    /// The backup's manifest exists: it is a restore point, and nothing was deleted.
+    Committed(Box<Manifest>),
+}
+
+/// Cleans up after a run that did not report its end (the controller stopped, or the record of
+/// its end was lost). The manifest is the commit point, so a backup that has one is a restore
+/// point and is kept: its manifest is returned for the caller to record. Only the parts of a
+/// backup without a manifest are deleted. A manifest that exists but cannot be read is an error
+/// and deletes nothing.
+pub async fn remove_uncommitted_backup(
+    repo: &dyn Repository,
+    location: &PolicyLocation,
+    id: &str,
+) -> Result<Uncommitted> {
+    if repo.head(&location.manifest_key(id)).await?.is_some() {
+        let manifest = load_manifest(repo, location, id).await?;
+        return Ok(Uncommitted::Committed(Box::new(manifest)));
+    }
+    let parts = repo.list(&location.backup_prefix(id)).await?;
+    for object in &parts {
+        repo.delete(&object.key).await?;
+    }
+    Ok(Uncommitted::Removed { parts: parts.len() })
+}
+
 /// A committed backup.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RestorePoint {

@@ -32,8 +32,9 @@ pub mod restore;
 pub mod retention;
 
 pub use engine::{
-    BackupJob, ConfigSource, DatabaseSource, RestorePoint, load_manifest, remove_backup_parts,
-    restore_object, restore_part, restore_points, run_backup, verify_backup,
+    BackupJob, ConfigSource, DatabaseSource, RestorePoint, Uncommitted, load_manifest,
+    remove_backup_parts, remove_uncommitted_backup, restore_object, restore_part, restore_points,
+    run_backup, verify_backup,
 };
 pub use error::{Error, Result};
 pub use manifest::{Manifest, PolicyLocation};

@@ -15,6 +15,7 @@ use tend_backup::{
     PolicyLocation, Repository, RetentionOptions, RetentionRules, apply_retention, restore_object,
     restore_part, restore_points, run_backup, verify_backup,
 };
+use tend_backup::{Uncommitted, remove_uncommitted_backup};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 /// Yields `good` bytes of data, then fails.
@@ -527,4 +528,64 @@ async fn a_run_killed_mid_backup_leaves_no_restore_point_and_retention_cleans_it
         "{:?}",
         all_files(repo.root())
     );
+}
+
+/// Cleaning up after a run whose end was never recorded keeps a committed backup (its manifest
+/// is the commit point) and removes only the parts of one that has no manifest.
+#[tokio::test]
+async fn cleanup_of_an_unrecorded_run_never_deletes_a_committed_backup() {
+    let (_dir, repo) = repo();
+    let keys = Keys::new();
+    let loc = PolicyLocation::new("shop", "nightly");
+    let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
+    job.database = Some(DatabaseSource::Sqlite {
+        row_counts: Default::default(),
+        name: "app".into(),
+        snapshot: Box::pin(io::Cursor::new(pseudo_random(1 << 20, 7))),
+    });
+    let manifest = run_backup(job).await.unwrap();
+
+    let found = remove_uncommitted_backup(repo.as_ref(), &loc, &manifest.id)
+        .await
+        .unwrap();
+    assert_eq!(found, Uncommitted::Committed(Box::new(manifest.clone())));
+    let points = restore_points(repo.as_ref(), &loc).await.unwrap();
+    assert_eq!(
+        points.len(),
+        1,
+        "the committed backup is still a restore point"
+    );
+    verify_backup(repo.as_ref(), &loc, &manifest).await.unwrap();
+
+    // A run that stopped before its manifest: only its parts, and they go.
+    let id = "20300101T000000Z-abcd";
+    let part = loc.part_key(id, "database.sqlite.zst.age");
+    repo.put(&part, Box::pin(io::Cursor::new(vec![1u8; 4096])), None)
+        .await
+        .unwrap();
+    let found = remove_uncommitted_backup(repo.as_ref(), &loc, id)
+        .await
+        .unwrap();
+    assert_eq!(found, Uncommitted::Removed { parts: 1 });
+    assert!(repo.head(&part).await.unwrap().is_none());
+    assert_eq!(restore_points(repo.as_ref(), &loc).await.unwrap().len(), 1);
+
+    // A manifest that exists but cannot be read deletes nothing.
+    let id = "20300102T000000Z-abcd";
+    let part = loc.part_key(id, "database.sqlite.zst.age");
+    repo.put(&part, Box::pin(io::Cursor::new(vec![1u8; 16])), None)
+        .await
+        .unwrap();
+    repo.put(
+        &loc.manifest_key(id),
+        Box::pin(io::Cursor::new(b"{not json".to_vec())),
+        None,
+    )
+    .await
+    .unwrap();
+    let err = remove_uncommitted_backup(repo.as_ref(), &loc, id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Manifest { .. }), "{err:?}");
+    assert!(repo.head(&part).await.unwrap().is_some());
 }

@@ -15,10 +15,17 @@ impl Error {
     /// Label for the `tend_reconcile_errors_total` metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
+            _ if self.is_conflict() => "conflict",
             Error::Kube(kube::Error::Api(_)) => "api",
             Error::Kube(_) => "client",
             Error::Serialization(_) => "serialization",
         }
+    }
+
+    /// The object changed since it was read (409 on a write with a resourceVersion
+    /// precondition): not a failure, the reconcile runs again on the newer object.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Kube(kube::Error::Api(e)) if e.code == 409)
     }
 }
 

@@ -44,6 +44,11 @@ pub mod reasons {
     pub const SUSPENDED: &str = "Suspended";
     /// Not enough data yet to judge (e.g. no backup has run).
     pub const NO_DATA: &str = "NoData";
+    /// The controller was handed an older copy of the object than the API server holds; it
+    /// wrote nothing and looks again (never written to status; named for logs).
+    pub const STALE_READ: &str = "StaleRead";
+    /// The object is being deleted (`deletionTimestamp` set): nothing new starts.
+    pub const DELETING: &str = "Deleting";
 }
 
 /// Builds a condition stamped with `now`.

@@ -11,6 +11,7 @@ pub mod conditions;
 pub mod cron;
 pub mod escalation_policy;
 pub mod incident_record;
+pub mod labels;
 pub mod log_policy;
 pub mod references;
 pub mod restore_request;

@@ -344,6 +344,16 @@ pub fn patch(shared: &Shared, req: &ResourceRequest, body: &[u8]) -> ApiResult<R
                 &w.warnings,
             ));
         };
+        // As kube-apiserver does: a resourceVersion in the applied configuration is an
+        // optimistic-concurrency precondition (409 Conflict when the object has moved on).
+        if let Some(want) = patch_doc
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|rv| !rv.is_empty())
+            && want != meta::resource_version(&current)
+        {
+            return Err(ApiError::conflict(&rt.plural, &rt.group, &k.1));
+        }
         let mut live = view(rt, &current);
         strip_rv(&mut live);
         let merged = incoming(rt, patch::apply(Some(&live), &patch_doc, manager, sub));

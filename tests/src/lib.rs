@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod fieldbook;
 pub mod process;
 mod tend;

@@ -3,14 +3,13 @@
 //! page whose value the test changes; the rule scrapes it, fires, and its remediation creates
 //! exactly one RestoreRequest per firing.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use tend::context::Clock;
 use tend::run::{RunConfig, run_with_client};
+use tend_e2e::clock::TestClock;
 use tend_e2e::{TestCluster, WAIT, eventually, free_port, http_get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -72,7 +71,7 @@ impl MetricsPage {
 
 /// The controller in-process; its clock is the system clock plus an offset the test moves.
 struct Controller {
-    offset: Arc<AtomicI64>,
+    clock: TestClock,
     metrics_addr: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), tend::run::RunError>>,
@@ -80,13 +79,7 @@ struct Controller {
 
 impl Controller {
     async fn start(c: &TestCluster) -> anyhow::Result<Self> {
-        let offset = Arc::new(AtomicI64::new(0));
-        let clock = {
-            let offset = offset.clone();
-            Clock::from_fn(move || {
-                Timestamp::now() + SignedDuration::from_secs(offset.load(Ordering::SeqCst))
-            })
-        };
+        let (test_clock, clock) = TestClock::new(Timestamp::now());
         let metrics_addr = format!("127.0.0.1:{}", free_port());
         let mut config = RunConfig::new(metrics_addr.parse()?);
         config.clock = clock;
@@ -95,7 +88,7 @@ impl Controller {
             let _ = stop_rx.await;
         }));
         Ok(Self {
-            offset,
+            clock: test_clock,
             metrics_addr,
             stop: Some(stop_tx),
             task,
@@ -103,7 +96,7 @@ impl Controller {
     }
 
     fn advance(&self, seconds: i64) {
-        self.offset.fetch_add(seconds, Ordering::SeqCst);
+        self.clock.advance(seconds);
     }
 
     async fn metrics(&self) -> String {

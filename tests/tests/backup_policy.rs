@@ -8,15 +8,12 @@
 #[path = "../../backup/tests/common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
-use jiff::Timestamp;
+use jiff::civil::{Time, Weekday};
 use serde_json::Value;
-use tend::context::Clock;
+use std::path::{Path, PathBuf};
 use tend::run::{RunConfig, run_with_client};
 use tend_backup::{Decryption, LocalRepository, PolicyLocation, Repository, restore_points};
+use tend_e2e::clock::{TestClock, days_after, next_weekday_at, utc};
 use tend_e2e::fieldbook::{Fieldbook, PhotoStore};
 use tend_e2e::{TestCluster, WAIT, events_of, eventually, files_under, free_port};
 
@@ -143,13 +140,11 @@ spec:
     )
     .await?;
 
-    let seconds = Arc::new(AtomicI64::new(
-        "2026-12-01T02:00:30Z".parse::<Timestamp>()?.as_second(),
-    ));
-    let clock = {
-        let seconds = seconds.clone();
-        Clock::from_fn(move || Timestamp::from_second(seconds.load(Ordering::SeqCst)).unwrap())
-    };
+    // Day 1 is a Tuesday after today, so that the sixteen days span the same ISO weeks
+    // whatever the date: Tue..Sun, Mon..Sun, Mon..Wed.
+    let first = next_weekday_at(Weekday::Tuesday, Time::constant(2, 0, 30, 0));
+    let day_at = |day: i64| days_after(first, day - 1);
+    let (test_clock, clock) = TestClock::new(first);
     let mut config = RunConfig::new(format!("127.0.0.1:{}", free_port()).parse()?);
     config.clock = clock;
     let client = c.client().await?;
@@ -160,8 +155,8 @@ spec:
 
     let mut previous: Option<String> = None;
     for day in 1..=16 {
-        let now: Timestamp = format!("2026-12-{day:02}T02:00:30Z").parse()?;
-        seconds.store(now.as_second(), Ordering::SeqCst);
+        let now = day_at(day);
+        test_clock.set(now);
         // Moving the clock does not wake the controller; any change to the object does.
         c.kubectl(&[
             "annotate",
@@ -179,13 +174,10 @@ spec:
         assert_eq!(run["trigger"], "Schedule");
         let id = run["id"].as_str().unwrap().to_string();
         assert!(
-            id.starts_with(&format!("202612{day:02}T020030Z")),
+            id.starts_with(&utc(now, "%Y%m%dT020030Z")),
             "day {day}: {id}"
         );
-        assert_eq!(
-            status["lastScheduleTime"],
-            format!("2026-12-{day:02}T02:00:00Z")
-        );
+        assert_eq!(status["lastScheduleTime"], utc(now, "%Y-%m-%dT02:00:00Z"));
         previous = Some(id);
     }
 
@@ -194,10 +186,13 @@ spec:
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["id"].as_str().unwrap()[6..8].to_string())
+        .map(|p| p["id"].as_str().unwrap()[..8].to_string())
         .collect();
-    // Daily: the 16th and 15th. Weekly (ISO weeks): 51 → the 16th, 50 → the 13th, 49 → the 6th.
-    assert_eq!(kept_days, ["16", "15", "13", "06"], "{status:#}");
+    // Daily: days 16 and 15. Weekly (ISO weeks): the third week → day 16, the second → day 13
+    // (Sunday), the first → day 6 (Sunday).
+    let day_id = |day: i64| utc(day_at(day), "%Y%m%d");
+    let expected_days = [day_id(16), day_id(15), day_id(13), day_id(6)];
+    assert_eq!(kept_days, expected_days, "{status:#}");
     let retention = &status["lastRetention"];
     let kept: Vec<(&str, Vec<&str>)> = retention["kept"]
         .as_array()
@@ -205,7 +200,7 @@ spec:
         .iter()
         .map(|k| {
             (
-                &k["id"].as_str().unwrap()[6..8],
+                k["id"].as_str().unwrap()[..8].to_string(),
                 k["reasons"]
                     .as_array()
                     .unwrap()
@@ -218,17 +213,17 @@ spec:
     assert_eq!(
         kept,
         [
-            ("16", vec!["daily", "weekly"]),
-            ("15", vec!["daily"]),
-            ("13", vec!["weekly"]),
-            ("06", vec!["weekly"]),
+            (day_id(16), vec!["daily", "weekly"]),
+            (day_id(15), vec!["daily"]),
+            (day_id(13), vec!["weekly"]),
+            (day_id(6), vec!["weekly"]),
         ],
         "{retention:#}"
     );
     assert_eq!(
         retention["deleted"].as_array().unwrap().len(),
         1,
-        "the last pass deleted the 14th: {retention:#}"
+        "the last pass deleted day 14: {retention:#}"
     );
     // The repository agrees: only those four are restore points.
     let repo = LocalRepository::new(&repo_dir)?;
@@ -236,9 +231,9 @@ spec:
     let in_repo: Vec<String> = restore_points(&repo, &location)
         .await?
         .iter()
-        .map(|p| p.id[6..8].to_string())
+        .map(|p| p.id[..8].to_string())
         .collect();
-    assert_eq!(in_repo, ["16", "15", "13", "06"]);
+    assert_eq!(in_repo, expected_days);
     assert_eq!(status["currentRpo"], "0s");
     let rpo = status["conditions"]
         .as_array()
@@ -250,10 +245,7 @@ spec:
     assert_eq!(rpo["status"], "True", "{rpo}");
 
     // Runs stop (suspended); two days later the RPO objective of 26h is breached.
-    seconds.store(
-        "2026-12-18T02:00:30Z".parse::<Timestamp>()?.as_second(),
-        Ordering::SeqCst,
-    );
+    test_clock.set(day_at(18));
     patch_policy(&c, "daily", r#"{"spec":{"suspend":true}}"#).await?;
     let breached = eventually(WAIT, "RPOMet to become False", || async {
         let status = policy_status(&c, "daily").await.ok()?;

@@ -8,15 +8,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::ToSpan;
+use jiff::civil::Time;
 use serde_json::Value;
-use tend::context::Clock;
 use tend::run::{RunConfig, run_with_client};
 use tend_backup::{LocalRepository, PolicyLocation, Repository, restore_points};
+use tend_e2e::clock::{TestClock, days_after, next_day_at, utc};
 use tend_e2e::fieldbook::{Fieldbook, PhotoStore};
 use tend_e2e::{TestCluster, WAIT, events_of, eventually, files_under, free_port};
 
@@ -611,32 +610,6 @@ spec:
 }
 
 /// A clock the test sets, which then runs at real speed (so measured RTOs are real).
-struct TestClock {
-    offset: Arc<AtomicI64>,
-}
-
-impl TestClock {
-    fn new(at: &str) -> (Self, Clock) {
-        let offset = Arc::new(AtomicI64::new(0));
-        let clock = TestClock { offset };
-        clock.set(at);
-        let offset = clock.offset.clone();
-        let c = Clock::from_fn(move || {
-            let micros = Timestamp::now().as_microsecond() + offset.load(Ordering::SeqCst);
-            Timestamp::from_microsecond(micros).unwrap()
-        });
-        (clock, c)
-    }
-
-    fn set(&self, at: &str) {
-        let target: Timestamp = at.parse().unwrap();
-        self.offset.store(
-            target.as_microsecond() - Timestamp::now().as_microsecond(),
-            Ordering::SeqCst,
-        );
-    }
-}
-
 /// Drills on an injected clock: the nightly drill restores the newest point into a scratch
 /// directory, passes, records its RTO, marks the point verified and removes the scratch copy;
 /// after a blob is lost the next drill fails with DrillFailed naming it; only the newest drill
@@ -678,7 +651,10 @@ spec:
         ),
     )
     .await?;
-    let (test_clock, clock) = TestClock::new("2026-12-01T02:00:30Z");
+    // The night after today, so the schedule's 02:00 lies after the policy's creation.
+    let first_backup = next_day_at(Time::constant(2, 0, 30, 0));
+    let first_drill = first_backup + 1.hour();
+    let (test_clock, clock) = TestClock::new(first_backup);
     let mut config = RunConfig::new(format!("127.0.0.1:{}", free_port()).parse()?);
     config.clock = clock;
     let client = c.client().await?;
@@ -712,7 +688,7 @@ spec:
     .await?;
     let point = status["lastBackup"]["id"].as_str().unwrap().to_string();
     assert!(status.get("lastDrill").is_none(), "{status:#}");
-    test_clock.set("2026-12-01T03:00:30Z");
+    test_clock.set(first_drill);
     poke("2").await?;
     let status = eventually(WAIT * 3, "the first drill", || async {
         let s = policy_status(&c).await.ok()?;
@@ -731,7 +707,11 @@ spec:
     assert_eq!(drill["result"], "Succeeded", "{status:#}");
     assert_eq!(drill["restorePoint"], point.as_str());
     let request = drill["requestName"].as_str().unwrap().to_string();
-    assert_eq!(request, "nightly-drill-20261201030030");
+    assert_eq!(
+        request,
+        // Named after the schedule's slot (03:00), not the moment the drill started.
+        format!("nightly-drill-{}", utc(first_drill, "%Y%m%d%H%M00"))
+    );
     assert!(
         drill["rto"].as_str().is_some_and(|r| r.ends_with('s')),
         "{drill}"
@@ -763,7 +743,7 @@ spec:
     // (unchanged photos are not re-read), and that night's drill catches it.
     let blobs = files_under(&repo_dir.join(PolicyLocation::new(NS, "nightly").blobs_prefix()));
     std::fs::remove_file(&blobs[0])?;
-    test_clock.set("2026-12-02T02:00:30Z");
+    test_clock.set(days_after(first_backup, 1));
     poke("3").await?;
     eventually(WAIT * 3, "the second backup", || async {
         let s = policy_status(&c).await.ok()?;
@@ -771,7 +751,8 @@ spec:
             .then_some(())
     })
     .await?;
-    test_clock.set("2026-12-02T03:00:30Z");
+    let second_drill = days_after(first_drill, 1);
+    test_clock.set(second_drill);
     poke("4").await?;
     let status = eventually(WAIT * 3, "the second drill", || async {
         let s = policy_status(&c).await.ok()?;
@@ -825,7 +806,8 @@ spec:
         (out.lines().count() == 1).then_some(out)
     })
     .await?;
-    assert!(names.contains("nightly-drill-20261202030030"), "{names}");
+    let second_request = format!("nightly-drill-{}", utc(second_drill, "%Y%m%d%H%M00"));
+    assert!(names.contains(&second_request), "{names}");
     let describe = c.kubectl(&["describe", "bp", "nightly", "-n", NS]).await?;
     let events = events_of(&describe);
     for reason in ["DrillStarted", "DrillPassed", "DrillFailed"] {

@@ -14,10 +14,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tend_crds::alert_rule::AlertRule;
 use tend_crds::restore_request::{RestoreRequest, RestoreRequestSpec};
 
-/// Label on every RestoreRequest a rule creates: the rule's name.
-pub const REMEDIATION_OF_LABEL: &str = "tend.dev/remediation-of";
-/// Annotation: when the firing that created the request began (RFC 3339).
-pub const FIRING_SINCE_ANNOTATION: &str = "tend.dev/firing-since";
+pub use tend_crds::labels::{
+    FIRING_SINCE as FIRING_SINCE_ANNOTATION, REMEDIATION_OF as REMEDIATION_OF_LABEL, label_value,
+};
 
 const NAME_SUFFIX: &str = "-remediation-";
 const DNS_LABEL_MAX: usize = 63;
@@ -41,15 +40,6 @@ pub fn remediation_name(rule: &str, firing: Timestamp) -> String {
     let prefix = prefix.trim_start_matches('-');
     let prefix = if prefix.is_empty() { "alert" } else { prefix };
     format!("{prefix}{NAME_SUFFIX}{stamp}")
-}
-
-/// The rule's name as a label value (at most 63 characters, ending alphanumeric).
-pub fn label_value(rule: &str) -> String {
-    let mut value: String = rule.chars().take(DNS_LABEL_MAX).collect();
-    while value.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
-        value.pop();
-    }
-    value
 }
 
 /// The RestoreRequest for a firing that began at `firing`: the template verbatim as its spec,
@@ -179,13 +169,6 @@ mod tests {
         );
         let name = remediation_name("db.checks", t);
         assert_eq!(name, "db-checks-remediation-20260501100030");
-    }
-
-    #[test]
-    fn label_values_fit() {
-        assert_eq!(label_value("missing-photos"), "missing-photos");
-        let long = "a".repeat(62) + "-" + "b";
-        assert_eq!(label_value(&long), "a".repeat(62));
     }
 
     #[test]

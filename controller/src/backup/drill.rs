@@ -83,7 +83,7 @@ pub async fn reconcile(
                 finish(policy, ctx, status, now, notes, Some(&request), None);
             }
         }
-        prune(&api, &name, drill.keep_requests as usize).await;
+        prune(&api, policy, drill.keep_requests as usize).await;
     }
 
     let (Ok(schedule), Ok(zone)) = (
@@ -112,9 +112,17 @@ pub async fn reconcile(
         requested: None,
         last_handled_request: None,
     };
+    if policy.metadata.deletion_timestamp.is_some() {
+        // Being deleted: a running drill is followed to its end, no new one starts.
+        return None;
+    }
     let decision = decide(&state, now);
-    if decision.run.is_some() {
-        start(policy, &api, status, now, notes).await;
+    if let Some(trigger) = decision.run {
+        let slot = match trigger {
+            crate::schedule::Trigger::Schedule { due } => due,
+            crate::schedule::Trigger::Manual { .. } => now,
+        };
+        start(policy, &api, status, slot, now, notes).await;
         return Some(DRILL_POLL);
     }
     decision
@@ -123,10 +131,14 @@ pub async fn reconcile(
         .map(|d| d.max(Duration::from_secs(1)))
 }
 
+/// Starts the drill of the schedule's `slot`. The request is named after the slot, so a
+/// reconcile whose status write was lost finds the request it created (AlreadyExists) instead
+/// of starting a second drill.
 async fn start(
     policy: &BackupPolicy,
     api: &Api<RestoreRequest>,
     status: &mut BackupPolicyStatus,
+    slot: Timestamp,
     now: Timestamp,
     notes: &mut Vec<Note>,
 ) {
@@ -157,14 +169,17 @@ async fn start(
         ));
         return;
     };
-    let stamp = now.strftime("%Y%m%d%H%M%S").to_string();
+    let stamp = slot.strftime("%Y%m%d%H%M%S").to_string();
     let base: String = name.chars().take(40).collect();
     let request_name = format!("{}-drill-{stamp}", base.trim_end_matches('-'));
     let request = RestoreRequest {
         metadata: ObjectMeta {
             name: Some(request_name.clone()),
             namespace: policy.namespace(),
-            labels: Some(BTreeMap::from([(DRILL_OF_LABEL.to_string(), name.clone())])),
+            labels: Some(BTreeMap::from([(
+                DRILL_OF_LABEL.to_string(),
+                tend_crds::labels::label_value(&name),
+            )])),
             owner_references: policy.controller_owner_ref(&()).map(|r| vec![r]),
             ..ObjectMeta::default()
         },
@@ -187,7 +202,24 @@ async fn start(
     };
     match api.create(&PostParams::default(), &request).await {
         Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            let ours = api.get(&request_name).await.is_ok_and(|found| {
+                found
+                    .owner_references()
+                    .iter()
+                    .any(|o| Some(&o.uid) == policy.uid().as_ref())
+            });
+            if !ours {
+                notes.push(Note::warning(
+                    dr::FAILED,
+                    "Drill",
+                    format!(
+                        "a RestoreRequest named {request_name} exists and is not this policy's drill"
+                    ),
+                ));
+                return;
+            }
+        }
         Err(error) => {
             tracing::warn!(policy = %name, %error, "creating the drill's RestoreRequest");
             notes.push(Note::warning(
@@ -361,8 +393,12 @@ fn set_drill_conditions(
 }
 
 /// Deletes finished drill requests of the policy beyond the newest `keep`.
-async fn prune(api: &Api<RestoreRequest>, policy: &str, keep: usize) {
-    let params = ListParams::default().labels(&format!("{DRILL_OF_LABEL}={policy}"));
+async fn prune(api: &Api<RestoreRequest>, owner: &BackupPolicy, keep: usize) {
+    let policy = owner.name_any();
+    let params = ListParams::default().labels(&format!(
+        "{DRILL_OF_LABEL}={}",
+        tend_crds::labels::label_value(&policy)
+    ));
     let list = match api.list(&params).await {
         Ok(list) => list.items,
         Err(error) => {
@@ -377,6 +413,12 @@ async fn prune(api: &Api<RestoreRequest>, policy: &str, keep: usize) {
                 .as_ref()
                 .and_then(|s| s.phase)
                 .is_some_and(RestorePhase::is_finished)
+        })
+        // A label value may be shared by two long policy names; the owner is not.
+        .filter(|r| {
+            r.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == owner.uid().as_ref())
         })
         .collect();
     // Names end in the drill's start time, so they sort by age.

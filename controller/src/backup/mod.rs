@@ -3,10 +3,16 @@
 //!
 //! A run is recorded in `status.lastBackup` as `Running` (with its id) in the same reconcile
 //! that starts it. Reconciles poll the run while it goes (bytes so far) and write its outcome
-//! when it ends. A `Running` record with no task behind it means the controller stopped during
-//! the run (crash, SIGKILL, leadership moved): the run is reported `Failed`, its parts and
-//! pending uploads are removed, and scheduling goes on. Only the leader reconciles, so there is
-//! never a second run of a policy on another replica.
+//! when it ends. The outcome stays in memory until a reconcile sees it recorded in the object
+//! itself, so a status write that fails, or whose response is lost, is simply written again.
+//!
+//! A `Running` record with no task behind it means the controller stopped during the run
+//! (crash, SIGKILL, leadership moved) — or that this reconcile was handed a stale copy of the
+//! object. So the object is first read again from the API server; only if it still says
+//! `Running` is the run ended. The manifest is the commit point: a run whose manifest exists
+//! finished, and is recorded `Succeeded` from it; only a run without one is reported `Failed`
+//! and its parts and pending uploads removed. Only the leader reconciles, so there is never a
+//! second run of a policy on another replica.
 
 pub mod drill;
 pub mod ops_api;
@@ -22,8 +28,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Client, ResourceExt};
 use tend_backup::{
     BackupJob, Manifest, PolicyLocation, PostgresTools, Progress, Repository, RetentionOptions,
-    RetentionReport, RetentionRules, apply_retention, remove_backup_parts, restore_points,
-    run_backup,
+    RetentionReport, RetentionRules, Uncommitted, apply_retention, remove_uncommitted_backup,
+    restore_points, run_backup,
 };
 use tend_crds::backup_policy::{
     BackupPolicy, BackupPolicySpec, BackupPolicyStatus, BackupRun, KeptBackup, RestorePoint,
@@ -37,13 +43,13 @@ use tokio::task::JoinHandle;
 
 use crate::context::{Clock, Context};
 use crate::metrics::{ComponentLabels, FailureLabels, PolicyLabels};
-use crate::reconcile::{Note, Verdict};
+use crate::reconcile::{Note, Verdict, confirm_current};
 use crate::schedule::{ScheduleState, Trigger, decide};
 use setup::{Secrets, SetupError};
 
 /// The annotation whose new value requests a backup now (`kubectl annotate bp x
 /// tend.dev/backup-now=$(date +%s)`, or a commit that changes it).
-pub const BACKUP_NOW_ANNOTATION: &str = "tend.dev/backup-now";
+pub use tend_crds::labels::BACKUP_NOW as BACKUP_NOW_ANNOTATION;
 
 /// Condition reasons of BackupPolicy.
 pub mod backup_reasons {
@@ -81,6 +87,10 @@ struct Running {
     /// Filled by the task just before it ends (then `finished` is notified).
     outcome: Arc<Mutex<Option<Outcome>>>,
     task: JoinHandle<()>,
+    /// The outcome once the task has ended; kept until the object shows it recorded.
+    ended: Option<Arc<Outcome>>,
+    /// The outcome's metrics were counted (once, however often its status write is retried).
+    counted: bool,
 }
 
 /// Backup runs in progress in this process, by policy.
@@ -92,34 +102,49 @@ pub struct BackupRuns {
 
 enum Poll {
     Idle,
-    Running { id: String, bytes: u64 },
-    Finished(Box<Outcome>),
+    Running {
+        id: String,
+        bytes: u64,
+    },
+    /// The run ended; `first` is true the first time this outcome is handed out.
+    Finished {
+        outcome: Arc<Outcome>,
+        first: bool,
+    },
 }
 
 impl BackupRuns {
-    fn poll(&self, key: &Key) -> Poll {
+    /// The run of `key`, given what the object's status records (`recorded`, its
+    /// `lastBackup`). A finished run's outcome is handed out until `recorded` shows it.
+    fn poll(&self, key: &Key, recorded: Option<&BackupRun>) -> Poll {
         let mut runs = self.runs.lock().expect("backup runs lock");
         let Some(run) = runs.get_mut(key) else {
             return Poll::Idle;
         };
-        let outcome = run.outcome.lock().expect("outcome lock").take();
-        if let Some(outcome) = outcome {
+        if run.ended.is_none() {
+            if let Some(outcome) = run.outcome.lock().expect("outcome lock").take() {
+                run.ended = Some(Arc::new(outcome));
+            } else if run.task.is_finished() {
+                // The task ended without an outcome: it panicked.
+                let error = match (&mut run.task).now_or_never() {
+                    Some(Err(error)) => error.to_string(),
+                    _ => "no outcome".to_string(),
+                };
+                run.ended = Some(Arc::new(Outcome::crashed(run.id.clone(), &error)));
+            } else {
+                return Poll::Running {
+                    id: run.id.clone(),
+                    bytes: run.progress.bytes(),
+                };
+            }
+        }
+        let outcome = run.ended.clone().expect("set above");
+        if recorded.is_some_and(|r| r.id == outcome.id && r.result != RunResult::Running) {
             runs.remove(key);
-            return Poll::Finished(Box::new(outcome));
+            return Poll::Idle;
         }
-        if !run.task.is_finished() {
-            return Poll::Running {
-                id: run.id.clone(),
-                bytes: run.progress.bytes(),
-            };
-        }
-        // The task ended without an outcome: it panicked.
-        let run = runs.remove(key).expect("present");
-        let error = match run.task.now_or_never() {
-            Some(Err(error)) => error.to_string(),
-            _ => "no outcome".to_string(),
-        };
-        Poll::Finished(Box::new(Outcome::crashed(run.id, &error)))
+        let first = !std::mem::replace(&mut run.counted, true);
+        Poll::Finished { outcome, first }
     }
 
     /// A stream that yields whenever a run finishes, so the controller reconciles at once
@@ -148,6 +173,9 @@ impl BackupRuns {
 /// What a finished run reports.
 struct Outcome {
     id: String,
+    /// What started the run; recorded with the outcome too, so a lost write of the `Running`
+    /// record does not make the same request or slot run a second time.
+    trigger: Option<Trigger>,
     finished: Timestamp,
     elapsed: Duration,
     result: Result<Success, Failure>,
@@ -159,7 +187,8 @@ struct Outcome {
 
 struct Success {
     manifest: Manifest,
-    config_objects: u64,
+    /// ConfigMaps and Secrets archived (unknown when recorded from a manifest alone).
+    config_objects: Option<u64>,
 }
 
 struct Failure {
@@ -173,10 +202,21 @@ struct PointSummary {
     bytes: u64,
 }
 
+impl From<tend_backup::RestorePoint> for PointSummary {
+    fn from(p: tend_backup::RestorePoint) -> Self {
+        PointSummary {
+            bytes: p.manifest.stored_bytes(),
+            time: p.manifest.started_at,
+            id: p.id,
+        }
+    }
+}
+
 impl Outcome {
     fn crashed(id: String, error: &str) -> Self {
         Outcome {
             id,
+            trigger: None,
             finished: Timestamp::now(),
             elapsed: Duration::ZERO,
             result: Err(Failure {
@@ -214,7 +254,7 @@ struct RunPlan {
     policy: String,
     spec: BackupPolicySpec,
     id: String,
-    trigger: &'static str,
+    trigger: Trigger,
     started: Timestamp,
     verified: HashSet<String>,
     tools: PostgresTools,
@@ -237,7 +277,7 @@ pub async fn operate(
     };
     let mut notes = Vec::new();
 
-    match ctx.backups.poll(&key) {
+    match ctx.backups.poll(&key, status.last_backup.as_ref()) {
         Poll::Running { id, bytes } => {
             if let Some(run) = status.last_backup.as_mut().filter(|r| r.id == id) {
                 run.bytes = bytes;
@@ -249,8 +289,8 @@ pub async fn operate(
             verdict.notes = notes;
             return verdict;
         }
-        Poll::Finished(outcome) => {
-            record_outcome(ctx, status, *outcome, &labels, &mut notes);
+        Poll::Finished { outcome, first } => {
+            record_outcome(ctx, status, &outcome, &labels, &mut notes, first);
         }
         Poll::Idle => {
             if let Some(run) = status
@@ -259,6 +299,9 @@ pub async fn operate(
                 .filter(|r| r.result == RunResult::Running)
             {
                 let id = run.id.clone();
+                if let Err(stale) = confirm_current(policy, ctx).await {
+                    return stale;
+                }
                 interrupted(policy, ctx, status, &id, now, &labels, &mut notes).await;
             } else if status.last_backup.is_none() && status.restore_points.is_empty() {
                 // A new policy over an existing repository (a rebuilt cluster): show what can
@@ -302,7 +345,14 @@ pub async fn operate(
         requested,
         last_handled_request: status.last_manual_request.as_deref(),
     };
-    let decision = decide(&state, now);
+    let deleting = policy.metadata.deletion_timestamp.is_some();
+    let mut decision = decide(&state, now);
+    if deleting {
+        // Being deleted (e.g. a foreground prune waiting for the drill requests it owns):
+        // start nothing new.
+        decision.run = None;
+        decision.next = None;
+    }
     status.next_schedule_time = decision.next.map(Time);
     if let Some(missed) = decision.missed {
         status.last_schedule_time = Some(Time(missed));
@@ -331,6 +381,11 @@ pub async fn operate(
 
     let mut verdict = match &started {
         Some(id) => running_verdict(status, id, 0),
+        None if deleting => Verdict::new(
+            false,
+            reasons::DELETING,
+            "the policy is being deleted; no new backups or drills start",
+        ),
         None => settled_verdict(policy, status),
     };
     verdict.requeue_after = if started.is_some() {
@@ -421,7 +476,7 @@ fn start_run(
         policy: key.1.clone(),
         spec: policy.spec.clone(),
         id: id.clone(),
-        trigger: trigger.label(),
+        trigger: trigger.clone(),
         started: now,
         verified: status
             .restore_points
@@ -450,6 +505,8 @@ fn start_run(
             progress,
             outcome,
             task,
+            ended: None,
+            counted: false,
         },
     );
     ctx.metrics
@@ -502,6 +559,7 @@ async fn execute(plan: RunPlan, progress: Progress) -> Outcome {
         Err(e) => {
             return Outcome {
                 id: plan.id,
+                trigger: Some(plan.trigger),
                 finished: clock.now(),
                 elapsed: timer.elapsed(),
                 result: Err(e.into()),
@@ -529,16 +587,7 @@ async fn execute(plan: RunPlan, progress: Progress) -> Outcome {
         Err(_) => None,
     };
     let points = match restore_points(repo.as_ref(), &location).await {
-        Ok(points) => Some(
-            points
-                .into_iter()
-                .map(|p| PointSummary {
-                    bytes: p.manifest.stored_bytes(),
-                    time: p.manifest.started_at,
-                    id: p.id,
-                })
-                .collect(),
-        ),
+        Ok(points) => Some(points.into_iter().map(PointSummary::from).collect()),
         Err(error) => {
             tracing::warn!(policy = %plan.policy, %error, "cannot list restore points");
             None
@@ -546,6 +595,7 @@ async fn execute(plan: RunPlan, progress: Progress) -> Outcome {
     };
     Outcome {
         id: plan.id,
+        trigger: Some(plan.trigger),
         finished: clock.now().max(plan.started),
         elapsed: timer.elapsed(),
         result,
@@ -577,7 +627,7 @@ async fn back_up(
     let mut job = BackupJob::new(repo, location.clone(), encryption);
     job.id = Some(plan.id.clone());
     job.started_at = Some(plan.started);
-    job.trigger = Some(plan.trigger.to_string());
+    job.trigger = Some(plan.trigger.label().to_string());
     job.progress = progress;
     job.database = database;
     job.objects = objects;
@@ -586,7 +636,7 @@ async fn back_up(
     let manifest = run_backup(job).await?;
     Ok(Success {
         manifest,
-        config_objects,
+        config_objects: Some(config_objects),
     })
 }
 
@@ -616,7 +666,7 @@ fn component_results(success: &Success) -> Vec<ComponentResult> {
                 .as_ref()
                 .filter(|d| !d.row_counts.is_empty())
                 .map(|d| d.row_counts.len() as u64),
-            _ => Some(success.config_objects),
+            _ => success.config_objects,
         };
         let message = match component {
             Component::Database => manifest.database.as_ref().map(|d| {
@@ -661,28 +711,46 @@ fn component_results(success: &Success) -> Vec<ComponentResult> {
     results
 }
 
+/// Writes a finished run into status (and, the first time, into the metrics).
 fn record_outcome(
     ctx: &Context,
     status: &mut BackupPolicyStatus,
-    outcome: Outcome,
+    outcome: &Outcome,
     labels: &PolicyLabels,
     notes: &mut Vec<Note>,
+    first: bool,
 ) {
     let metrics = &ctx.metrics.backup;
     metrics.running.get_or_create(labels).set(0);
-    metrics
-        .duration
-        .get_or_create(labels)
-        .observe(outcome.elapsed.as_secs_f64());
+    if first {
+        metrics
+            .duration
+            .get_or_create(labels)
+            .observe(outcome.elapsed.as_secs_f64());
+    }
+    match &outcome.trigger {
+        Some(Trigger::Schedule { due })
+            if status
+                .last_schedule_time
+                .as_ref()
+                .is_none_or(|t| t.0 < *due) =>
+        {
+            status.last_schedule_time = Some(Time(*due));
+        }
+        Some(Trigger::Manual { request }) => status.last_manual_request = Some(request.clone()),
+        _ => {}
+    }
     let previous = status.last_backup.take().filter(|r| r.id == outcome.id);
     let start_time = previous
         .as_ref()
         .map_or_else(|| Time(outcome.finished), |r| r.start_time.clone());
-    let trigger = previous.and_then(|r| r.trigger);
+    let trigger = previous
+        .and_then(|r| r.trigger)
+        .or_else(|| outcome.trigger.as_ref().map(|t| t.label().to_string()));
     let run = match &outcome.result {
         Ok(success) => {
             let components = component_results(success);
-            for c in &components {
+            for c in components.iter().filter(|_| first) {
                 let component = match c.component {
                     Component::Database => "database",
                     Component::Objects => "objects",
@@ -697,7 +765,7 @@ fn record_outcome(
                     })
                     .inc_by(c.bytes);
             }
-            if let Some(objects) = &success.manifest.objects {
+            if let Some(objects) = success.manifest.objects.as_ref().filter(|_| first) {
                 metrics
                     .objects_uploaded
                     .get_or_create(labels)
@@ -733,14 +801,16 @@ fn record_outcome(
             }
         }
         Err(failure) => {
-            metrics
-                .failures
-                .get_or_create(&FailureLabels {
-                    namespace: labels.namespace.clone(),
-                    policy: labels.policy.clone(),
-                    reason: failure.label,
-                })
-                .inc();
+            if first {
+                metrics
+                    .failures
+                    .get_or_create(&FailureLabels {
+                        namespace: labels.namespace.clone(),
+                        policy: labels.policy.clone(),
+                        reason: failure.label,
+                    })
+                    .inc();
+            }
             tracing::warn!(namespace = %labels.namespace, policy = %labels.policy, backup = %outcome.id, reason = failure.label, message = %failure.message, "backup failed");
             notes.push(Note::warning(
                 br::FAILED,
@@ -763,10 +833,10 @@ fn record_outcome(
         status.last_successful_backup = Some(run.clone());
     }
     status.last_backup = Some(run);
-    if let Some(points) = outcome.points {
+    if let Some(points) = &outcome.points {
         set_restore_points(status, points);
     }
-    match outcome.retention {
+    match &outcome.retention {
         Some(Ok(report)) => {
             status.last_retention = Some(RetentionResult {
                 time: Time(outcome.finished),
@@ -801,7 +871,7 @@ fn record_outcome(
     }
 }
 
-fn set_restore_points(status: &mut BackupPolicyStatus, points: Vec<PointSummary>) {
+fn set_restore_points(status: &mut BackupPolicyStatus, points: &[PointSummary]) {
     let verified: HashSet<&str> = status
         .restore_points
         .iter()
@@ -850,13 +920,9 @@ async fn discover_restore_points(
             tracing::info!(policy = %labels.policy, points = points.len(), "restore points found in the repository");
             let points = points
                 .into_iter()
-                .map(|p| PointSummary {
-                    bytes: p.manifest.stored_bytes(),
-                    time: p.manifest.started_at,
-                    id: p.id,
-                })
-                .collect();
-            set_restore_points(status, points);
+                .map(PointSummary::from)
+                .collect::<Vec<_>>();
+            set_restore_points(status, &points);
         }
         Ok(_) => {}
         Err(error) => {
@@ -865,7 +931,10 @@ async fn discover_restore_points(
     }
 }
 
-/// A `Running` record with no task in this process: the controller stopped during the run.
+/// A `Running` record with no task in this process, confirmed against the API server: the
+/// controller stopped during the run, or the record of its end was lost. A run whose manifest
+/// exists committed, and is recorded as succeeded from it; only one without a manifest failed,
+/// and only its parts are removed.
 async fn interrupted(
     policy: &BackupPolicy,
     ctx: &Context,
@@ -877,7 +946,7 @@ async fn interrupted(
 ) {
     let location = PolicyLocation::new(&labels.namespace, &labels.policy);
     let mut secrets = Secrets::new(ctx.client.clone(), &labels.namespace);
-    let cleanup = match setup::storage(
+    let cleaned = match setup::storage(
         "spec.repository",
         &policy.spec.repository,
         &mut secrets,
@@ -885,13 +954,41 @@ async fn interrupted(
     )
     .await
     {
-        Ok(repo) => clean_up(repo.as_ref(), &location, id).await,
+        Ok(repo) => match remove_uncommitted_backup(repo.as_ref(), &location, id).await {
+            Ok(Uncommitted::Committed(manifest)) => {
+                tracing::info!(namespace = %labels.namespace, policy = %labels.policy, backup = %id, "the run's end was not recorded, but its manifest exists: recording it as succeeded");
+                let points = restore_points(repo.as_ref(), &location)
+                    .await
+                    .ok()
+                    .map(|points| points.into_iter().map(PointSummary::from).collect());
+                let outcome = Outcome {
+                    id: id.to_string(),
+                    trigger: None,
+                    finished: manifest.finished_at,
+                    elapsed: Duration::try_from(
+                        manifest.finished_at.duration_since(manifest.started_at),
+                    )
+                    .unwrap_or_default(),
+                    result: Ok(Success {
+                        manifest: *manifest,
+                        config_objects: None,
+                    }),
+                    points,
+                    retention: None,
+                };
+                record_outcome(ctx, status, &outcome, labels, notes, true);
+                return;
+            }
+            Ok(Uncommitted::Removed { .. }) => abort_uploads(repo.as_ref(), &location)
+                .await
+                .map(|n| format!("its partial data was removed ({n} pending uploads aborted)")),
+            Err(e) => Err(e.to_string()),
+        },
         Err(e) => Err(e.0),
     };
-    let cleaned = match &cleanup {
-        Ok(n) => format!("its partial data was removed ({n} pending uploads aborted)"),
-        Err(e) => format!("its partial data could not be removed yet ({e}); retention will"),
-    };
+    let cleaned = cleaned.unwrap_or_else(|e| {
+        format!("its partial data could not be checked or removed yet ({e}); retention will")
+    });
     let message = format!(
         "interrupted: the controller stopped before the run finished (restart or leader change); {cleaned}"
     );
@@ -918,14 +1015,8 @@ async fn interrupted(
     }
 }
 
-async fn clean_up(
-    repo: &dyn Repository,
-    location: &PolicyLocation,
-    id: &str,
-) -> Result<u64, String> {
-    remove_backup_parts(repo, location, id)
-        .await
-        .map_err(|e| e.to_string())?;
+/// Aborts the policy's pending multipart uploads (left by an interrupted run).
+async fn abort_uploads(repo: &dyn Repository, location: &PolicyLocation) -> Result<u64, String> {
     let mut aborted = 0;
     for upload in repo
         .list_uploads(&location.root())

@@ -50,6 +50,9 @@ pub struct Verdict {
     /// Events about what this step did (a backup started, failed...). When there are any,
     /// they replace the generic Event on a `Ready` transition.
     pub notes: Vec<Note>,
+    /// The step found that the object it was given is older than the API server's (a lagging
+    /// watch or a stale list): nothing is written and the object is reconciled again soon.
+    pub stale: bool,
 }
 
 impl Verdict {
@@ -60,7 +63,16 @@ impl Verdict {
             message: message.into(),
             requeue_after: None,
             notes: Vec::new(),
+            stale: false,
         }
+    }
+
+    /// The object this reconcile was given is older than the API server's copy: write nothing,
+    /// look again soon (the watch delivers the newer copy).
+    pub fn stale(why: impl Into<String>) -> Self {
+        let mut verdict = Self::new(false, reasons::STALE_READ, why);
+        verdict.stale = true;
+        verdict
     }
 }
 
@@ -127,6 +139,26 @@ pub trait TendKind:
 
 /// How often objects with a problem that may fix itself (a Secret created later) are rechecked.
 const RECHECK_MISSING_REFERENCE: Duration = Duration::from_secs(30);
+/// Reads `obj` again from the API server (not the watch cache). Before a kind concludes that
+/// work it recorded was lost (a run `Running` in status with no task behind it), it must know
+/// the record is current: `Err` carries the verdict to return when the copy this reconcile was
+/// handed is older than the server's, or the server cannot be asked.
+pub async fn confirm_current<K: TendKind>(obj: &K, ctx: &Context) -> Result<(), Verdict> {
+    let api: kube::Api<K> =
+        kube::Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    match api.get(&obj.name_any()).await {
+        Ok(fresh) if fresh.resource_version() == obj.resource_version() => Ok(()),
+        Ok(_) => Err(Verdict::stale(
+            "the copy from the watch is older than the API server's",
+        )),
+        Err(error) => Err(Verdict::stale(format!(
+            "cannot read the object again from the API server: {error}"
+        ))),
+    }
+}
+
+/// How soon a reconcile that saw a stale copy of its object runs again.
+const STALE_RETRY: Duration = Duration::from_millis(500);
 /// Even with nothing due, objects are rechecked this often (references may have been deleted).
 const RESYNC: Duration = Duration::from_secs(300);
 
@@ -168,6 +200,12 @@ pub fn error_policy<K: TendKind>(
             error: error.metric_label(),
         })
         .inc();
+    if error.is_conflict() {
+        // The copy this reconcile read was stale; the watch brings the newer one, and this
+        // requeue covers a watch that lags.
+        tracing::debug!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), "status was computed from a stale copy; reconciling again");
+        return Action::requeue(STALE_RETRY);
+    }
     tracing::warn!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(10))
 }
@@ -199,7 +237,14 @@ async fn report_unreadable<K: TendKind>(invalid: &InvalidObject, ctx: &Context) 
         "observedGeneration": meta.generation,
         "conditions": [ready, stalled],
     });
-    apply_status_of::<K, _>(ctx, &namespace, &name, &status).await?;
+    apply_status_of::<K, _>(
+        ctx,
+        &namespace,
+        &name,
+        meta.resource_version.as_deref(),
+        &status,
+    )
+    .await?;
     let regarding = ObjectReference {
         api_version: Some(K::api_version(&()).into_owned()),
         kind: Some(K::kind(&()).into_owned()),
@@ -232,6 +277,10 @@ async fn reconcile_inner<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> 
         Assessment::Operated(verdict) => (verdict, false),
         Assessment::Stalled(verdict) => (verdict, true),
     };
+    if verdict.stale {
+        tracing::debug!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), why = %verdict.message, "stale copy; nothing written");
+        return Ok(Action::requeue(STALE_RETRY));
+    }
 
     *K::observed_generation_mut(&mut status) = generation;
     let conditions = K::conditions_mut(&mut status);

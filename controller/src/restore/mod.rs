@@ -6,8 +6,13 @@
 //! on a later reconcile that sees `Running` in the object itself, so the record of the start is
 //! durable before anything is touched. A `Running` (or `Verifying`) request that this process
 //! has neither claimed nor runs was interrupted (crash, restart, leader change): it is ended as
-//! `Failed`, its scratch target removed and maintenance mode turned off. A finished request is
-//! never looked at again; re-applying it (a GitOps re-sync) changes nothing.
+//! `Failed`, its scratch target removed and maintenance mode turned off — but only after the
+//! object has been read again from the API server, since a lagging watch can hand over a copy
+//! that still says `Running` after the outcome was written. A finished restore's outcome stays
+//! in memory until the object shows it recorded, so a lost status write is written again. A
+//! finished request is never looked at again; re-applying it (a GitOps re-sync) changes
+//! nothing. A request deleted while it runs has its restore stopped and cleaned up as an
+//! interrupted one, so later requests of the policy are not kept waiting.
 
 mod checks;
 mod task;
@@ -19,8 +24,9 @@ use std::time::Duration;
 use futures::FutureExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
+use kube::{Api, ResourceExt};
 use tend_backup::Progress;
+use tend_crds::conditions::reasons;
 use tend_crds::restore_request::{
     CheckResult, ChosenRestorePoint, ComponentResult, RestoreMode, RestorePhase, RestoreRequest,
     RestoreRequestStatus,
@@ -30,7 +36,7 @@ use tokio::task::JoinHandle;
 
 use crate::context::Context;
 use crate::metrics::{PolicyLabels, RestoreLabels};
-use crate::reconcile::{Note, Verdict};
+use crate::reconcile::{Note, Verdict, confirm_current};
 
 pub use task::{DRILL_OF_LABEL, scratch_database_name, scratch_dir_name};
 
@@ -69,13 +75,26 @@ enum Entry {
     Running {
         shared: Arc<Shared>,
         task: JoinHandle<()>,
+        /// The outcome once the task ended; kept until the object shows it recorded.
+        ended: Option<Outcome>,
+        /// The outcome's metrics were counted.
+        counted: bool,
     },
+}
+
+/// One request claimed or running in this process.
+struct Run {
+    policy: String,
+    /// The request as it was claimed: its uid tells a deleted and re-created request apart,
+    /// and a deleted one is cleaned up from it.
+    request: Arc<RestoreRequest>,
+    entry: Entry,
 }
 
 /// Restores claimed or running in this process.
 #[derive(Default)]
 pub struct RestoreRuns {
-    runs: Mutex<HashMap<Key, (String, Entry)>>,
+    runs: Arc<Mutex<HashMap<Key, Run>>>,
     finished: Arc<tokio::sync::Notify>,
     /// Notified too when a restore ends, for the BackupPolicy controller (drills).
     finished_for_policies: Arc<tokio::sync::Notify>,
@@ -91,76 +110,132 @@ enum Poll {
         bytes: u64,
         notes: Vec<Note>,
     },
-    Finished(Box<Outcome>, Vec<Note>),
+    /// The restore ended; `first` is true the first time this outcome is handed out.
+    Finished {
+        outcome: Box<Outcome>,
+        notes: Vec<Note>,
+        first: bool,
+    },
 }
 
 impl RestoreRuns {
-    fn poll(&self, key: &Key) -> Poll {
+    /// The restore of `request` in this process (its entry must belong to this uid).
+    fn poll(&self, key: &Key, uid: Option<&str>) -> Poll {
         let mut runs = self.runs.lock().expect("restore runs lock");
-        let Some((_, entry)) = runs.get_mut(key) else {
+        let Some(run) = runs.get_mut(key) else {
             return Poll::Idle;
         };
-        let Entry::Running { shared, task } = entry else {
-            let Entry::Claimed { started } = entry else {
-                unreachable!("two variants");
-            };
-            return Poll::Claimed { started: *started };
+        if run.request.uid().as_deref() != uid {
+            // A request of the same name was deleted and created again: the entry is the old
+            // one's, cleaned up when another request of the policy asks (see `blocking`).
+            return Poll::Idle;
+        }
+        let (shared, task, ended, counted) = match &mut run.entry {
+            Entry::Claimed { started } => return Poll::Claimed { started: *started },
+            Entry::Running {
+                shared,
+                task,
+                ended,
+                counted,
+            } => (shared, task, ended, counted),
         };
         let notes = std::mem::take(&mut *shared.notes.lock().expect("notes lock"));
-        let outcome = shared.outcome.lock().expect("outcome lock").take();
-        if let Some(outcome) = outcome {
-            runs.remove(key);
-            return Poll::Finished(Box::new(outcome), notes);
+        if ended.is_none() {
+            if let Some(outcome) = shared.outcome.lock().expect("outcome lock").take() {
+                *ended = Some(outcome);
+            } else if task.is_finished() {
+                let error = match task.now_or_never() {
+                    Some(Err(error)) => error.to_string(),
+                    _ => "no outcome".to_string(),
+                };
+                *ended = Some(Outcome::failed(
+                    Timestamp::now(),
+                    format!("the restore task crashed: {error}"),
+                ));
+            } else {
+                return Poll::Running {
+                    phase: shared
+                        .phase
+                        .lock()
+                        .expect("phase lock")
+                        .unwrap_or(RestorePhase::Running),
+                    bytes: shared.progress.bytes(),
+                    notes,
+                };
+            }
         }
-        if !task.is_finished() {
-            return Poll::Running {
-                phase: shared
-                    .phase
-                    .lock()
-                    .expect("phase lock")
-                    .unwrap_or(RestorePhase::Running),
-                bytes: shared.progress.bytes(),
-                notes,
-            };
-        }
-        let Some((_, Entry::Running { task, .. })) = runs.remove(key) else {
-            unreachable!("checked above");
-        };
-        let error = match task.now_or_never() {
-            Some(Err(error)) => error.to_string(),
-            _ => "no outcome".to_string(),
-        };
-        Poll::Finished(
-            Box::new(Outcome::failed(
-                Timestamp::now(),
-                format!("the restore task crashed: {error}"),
-            )),
+        let first = !std::mem::replace(counted, true);
+        Poll::Finished {
+            outcome: Box::new(ended.clone().expect("set above")),
             notes,
-        )
+            first,
+        }
     }
 
-    fn claim(&self, key: Key, policy: String, started: Timestamp) {
-        self.runs
-            .lock()
-            .expect("restore runs lock")
-            .insert(key, (policy, Entry::Claimed { started }));
+    /// The object shows the request finished: nothing of it is needed in memory any more.
+    fn forget(&self, key: &Key) {
+        self.runs.lock().expect("restore runs lock").remove(key);
     }
 
-    /// Another request of the same policy claimed or running in this process.
-    fn busy_with(&self, key: &Key, policy: &str) -> Option<String> {
+    fn claim(&self, key: Key, request: &RestoreRequest, started: Timestamp) {
+        self.runs.lock().expect("restore runs lock").insert(
+            key,
+            Run {
+                policy: request.spec.policy_ref.name.clone(),
+                request: Arc::new(request.clone()),
+                entry: Entry::Claimed { started },
+            },
+        );
+    }
+
+    /// Other requests of the same policy claimed or running in this process.
+    fn others(&self, key: &Key, policy: &str) -> Vec<(Key, Arc<RestoreRequest>)> {
         self.runs
             .lock()
             .expect("restore runs lock")
             .iter()
-            .find(|((ns, name), (p, _))| ns == &key.0 && p == policy && name != &key.1)
-            .map(|((_, name), _)| name.clone())
+            .filter(|((ns, name), run)| ns == &key.0 && run.policy == policy && name != &key.1)
+            .map(|(k, run)| (k.clone(), run.request.clone()))
+            .collect()
     }
 
-    fn start(&self, key: Key, policy: String, shared: Arc<Shared>, task: JoinHandle<()>) {
-        self.runs
-            .lock()
-            .expect("restore runs lock")
-            .insert(key, (policy, Entry::Running { shared, task }));
+    /// The request of `key` (with `uid`) was deleted: removes its entry and stops its task —
+    /// except an in-place restore still writing, which is left to finish (stopping it half way
+    /// would leave the app half restored) and removes itself at its end. Returns whether the
+    /// entry was removed.
+    fn abandon(&self, key: &Key, uid: Option<&str>) -> bool {
+        let mut runs = self.runs.lock().expect("restore runs lock");
+        let Some(run) = runs.get(key) else {
+            return false;
+        };
+        if run.request.uid().as_deref() != uid {
+            return false;
+        }
+        if let Entry::Running { task, .. } = &run.entry
+            && !task.is_finished()
+            && run.request.spec.target.mode == RestoreMode::InPlace
+        {
+            return false;
+        }
+        if let Some(Run {
+            entry: Entry::Running { task, .. },
+            ..
+        }) = runs.remove(key)
+        {
+            task.abort();
+        }
+        true
+    }
+
+    fn start(&self, key: Key, shared: Arc<Shared>, task: JoinHandle<()>) {
+        if let Some(run) = self.runs.lock().expect("restore runs lock").get_mut(&key) {
+            run.entry = Entry::Running {
+                shared,
+                task,
+                ended: None,
+                counted: false,
+            };
+        }
     }
 
     /// A stream that yields whenever a restore finishes, so its request (and the policy whose
@@ -177,8 +252,8 @@ impl RestoreRuns {
     /// Stops every restore (shutdown, lost lease). Their requests stay `Running` in status, and
     /// the next leader ends them as failed and cleans up.
     pub fn abort_all(&self) {
-        for ((ns, name), (_, entry)) in self.runs.lock().expect("restore runs lock").drain() {
-            if let Entry::Running { task, .. } = entry {
+        for ((ns, name), run) in self.runs.lock().expect("restore runs lock").drain() {
+            if let Entry::Running { task, .. } = run.entry {
                 tracing::warn!(namespace = %ns, request = %name, "stopping a restore: the controller is shutting down");
                 task.abort();
             }
@@ -194,7 +269,7 @@ fn notified(notify: Arc<tokio::sync::Notify>) -> impl futures::Stream<Item = ()>
 }
 
 /// What a finished restore reports.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Outcome {
     point: Option<ChosenRestorePoint>,
     components: Vec<ComponentResult>,
@@ -232,11 +307,16 @@ pub async fn operate(
     let policy = request.spec.policy_ref.name.clone();
     if let Some(phase) = status.phase.filter(|p| p.is_finished()) {
         // A finished request never runs again; it stays as the record of what happened.
+        ctx.restores.forget(&key);
         return finished_verdict(phase, status);
     }
-    match ctx.restores.poll(&key) {
-        Poll::Finished(outcome, mut notes) => {
-            record_outcome(request, ctx, status, *outcome, now, &mut notes);
+    match ctx.restores.poll(&key, request.uid().as_deref()) {
+        Poll::Finished {
+            outcome,
+            mut notes,
+            first,
+        } => {
+            record_outcome(request, ctx, status, *outcome, now, &mut notes, first);
             let phase = status.phase.unwrap_or(RestorePhase::Failed);
             let mut verdict = finished_verdict(phase, status);
             verdict.notes = notes;
@@ -269,11 +349,12 @@ pub async fn operate(
             verdict
         }
         Poll::Claimed { started } => {
-            let durable = request
-                .status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .is_some_and(|p| p == RestorePhase::Running);
+            // Durable: the object shows this process's claim (its start time), not only some
+            // `Running` — a stale copy may have hidden an older claim of a stopped controller.
+            let durable = request.status.as_ref().is_some_and(|s| {
+                s.phase == Some(RestorePhase::Running)
+                    && s.start_time.as_ref().map(|t| t.0) == Some(started)
+            });
             if durable {
                 start(request, ctx, &key);
                 let mut verdict = Verdict::new(true, rr::RUNNING, "restore running");
@@ -295,14 +376,24 @@ pub async fn operate(
                 .phase
                 .is_some_and(|p| matches!(p, RestorePhase::Running | RestorePhase::Verifying))
             {
+                if let Err(stale) = confirm_current(request, ctx).await {
+                    return stale;
+                }
                 let mut notes = Vec::new();
                 let outcome = task::interrupted(request, ctx, now).await;
-                record_outcome(request, ctx, status, outcome, now, &mut notes);
+                record_outcome(request, ctx, status, outcome, now, &mut notes, true);
                 let mut verdict = finished_verdict(RestorePhase::Failed, status);
                 verdict.notes = notes;
                 return verdict;
             }
-            if let Some(other) = ctx.restores.busy_with(&key, &policy) {
+            if request.metadata.deletion_timestamp.is_some() {
+                return Verdict::new(
+                    false,
+                    reasons::DELETING,
+                    "the request is being deleted; the restore does not start",
+                );
+            }
+            if let Some(other) = busy_with(ctx, &key, &policy, now).await {
                 status.phase = Some(RestorePhase::Pending);
                 let mut verdict = Verdict::new(
                     true,
@@ -319,7 +410,7 @@ pub async fn operate(
             status.start_time = Some(Time(now));
             status.scratch_resources = task::planned_scratch(request);
             status.message = None;
-            ctx.restores.claim(key.clone(), policy, now);
+            ctx.restores.claim(key.clone(), request, now);
             let mode = match request.spec.target.mode {
                 RestoreMode::InPlace => "in place",
                 _ => "into a scratch target",
@@ -361,22 +452,69 @@ fn start(request: &RestoreRequest, ctx: &Context, key: &Key) {
         let shared = shared.clone();
         let finished = ctx.restores.finished.clone();
         let finished_for_policies = ctx.restores.finished_for_policies.clone();
+        let runs = ctx.restores.runs.clone();
+        let api: Api<RestoreRequest> = Api::namespaced(ctx.client.clone(), &key.0);
+        let (key, uid) = (key.clone(), request.uid());
+        let (metrics, labels) = (ctx.metrics.clone(), labels.clone());
         tokio::spawn(async move {
             let outcome = task::execute(plan, &shared).await;
             *shared.outcome.lock().expect("outcome lock") = Some(outcome);
+            // A request deleted while it ran is never reconciled again: drop its entry here.
+            if let Ok(found) = api.get_opt(&key.1).await
+                && found.is_none_or(|r| r.uid() != uid)
+            {
+                let mut runs = runs.lock().expect("restore runs lock");
+                if runs.get(&key).is_some_and(|r| r.request.uid() == uid) {
+                    runs.remove(&key);
+                    let running = metrics.restore.running.get_or_create(&labels);
+                    if running.get() > 0 {
+                        running.dec();
+                    }
+                    tracing::info!(namespace = %key.0, request = %key.1, "the RestoreRequest was deleted while its restore ran; the restore has ended");
+                }
+            }
             finished.notify_one();
             finished_for_policies.notify_one();
         })
     };
     tracing::info!(namespace = %key.0, request = %key.1, "restore started");
-    ctx.restores.start(
-        key.clone(),
-        request.spec.policy_ref.name.clone(),
-        shared,
-        task,
-    );
+    ctx.restores.start(key.clone(), shared, task);
 }
 
+/// The name of another request of the same policy that is claimed or running in this process,
+/// if any. Entries of requests that were deleted meanwhile (`kubectl delete rr` mid-run, a
+/// pruned drill) are stopped and cleaned up like interrupted ones, so they block nothing.
+async fn busy_with(ctx: &Context, key: &Key, policy: &str, now: Timestamp) -> Option<String> {
+    let api: Api<RestoreRequest> = Api::namespaced(ctx.client.clone(), &key.0);
+    for (other, request) in ctx.restores.others(key, policy) {
+        let exists = match api.get_opt(&other.1).await {
+            Ok(found) => found.is_some_and(|r| r.uid() == request.uid()),
+            // Cannot tell: keep waiting for it.
+            Err(_) => true,
+        };
+        if exists || !ctx.restores.abandon(&other, request.uid().as_deref()) {
+            return Some(other.1);
+        }
+        {
+            tracing::warn!(namespace = %other.0, request = %other.1, "the RestoreRequest was deleted while it ran; its restore is stopped and cleaned up");
+            let outcome = task::interrupted(&request, ctx, now).await;
+            let labels = PolicyLabels {
+                namespace: other.0.clone(),
+                policy: policy.to_string(),
+            };
+            let running = ctx.metrics.restore.running.get_or_create(&labels);
+            if running.get() > 0 {
+                running.dec();
+            }
+            if let Some(error) = outcome.error {
+                tracing::info!(request = %other.1, %error, "cleanup of the deleted request");
+            }
+        }
+    }
+    None
+}
+
+/// Writes a finished restore into status (and, the `first` time, into the metrics).
 fn record_outcome(
     request: &RestoreRequest,
     ctx: &Context,
@@ -384,6 +522,7 @@ fn record_outcome(
     outcome: Outcome,
     now: Timestamp,
     notes: &mut Vec<Note>,
+    first: bool,
 ) {
     let finished = outcome.finished.unwrap_or(now);
     let started = status.start_time.as_ref().map_or(finished, |t| t.0);
@@ -414,16 +553,18 @@ fn record_outcome(
         RestoreMode::InPlace => "inPlace",
         _ => "scratch",
     };
-    let running = ctx.metrics.restore.running.get_or_create(&labels);
-    if running.get() > 0 {
-        running.dec();
+    if first {
+        let running = ctx.metrics.restore.running.get_or_create(&labels);
+        if running.get() > 0 {
+            running.dec();
+        }
+        let elapsed = finished.duration_since(started);
+        ctx.metrics
+            .restore
+            .duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64().max(0.0));
     }
-    let elapsed = finished.duration_since(started);
-    ctx.metrics
-        .restore
-        .duration
-        .get_or_create(&labels)
-        .observe(elapsed.as_secs_f64().max(0.0));
     match (outcome.verified, outcome.error) {
         (Some(verified), None) => {
             let rto = Duration::try_from(verified.duration_since(started)).unwrap_or_default();
@@ -439,32 +580,36 @@ fn record_outcome(
                     format_rto(rto)
                 ),
             ));
-            ctx.metrics
-                .restore
-                .restores
-                .get_or_create(&RestoreLabels {
-                    namespace: labels.namespace,
-                    policy: labels.policy,
-                    mode,
-                    result: "succeeded",
-                })
-                .inc();
+            if first {
+                ctx.metrics
+                    .restore
+                    .restores
+                    .get_or_create(&RestoreLabels {
+                        namespace: labels.namespace,
+                        policy: labels.policy,
+                        mode,
+                        result: "succeeded",
+                    })
+                    .inc();
+            }
         }
         (_, error) => {
             let message = error.unwrap_or_else(|| "a check failed".into());
             status.phase = Some(RestorePhase::Failed);
             status.message = Some(message.clone());
             notes.push(Note::warning(rr::FAILED, "Restore", message));
-            ctx.metrics
-                .restore
-                .restores
-                .get_or_create(&RestoreLabels {
-                    namespace: labels.namespace,
-                    policy: labels.policy,
-                    mode,
-                    result: "failed",
-                })
-                .inc();
+            if first {
+                ctx.metrics
+                    .restore
+                    .restores
+                    .get_or_create(&RestoreLabels {
+                        namespace: labels.namespace,
+                        policy: labels.policy,
+                        mode,
+                        result: "failed",
+                    })
+                    .inc();
+            }
         }
     }
 }

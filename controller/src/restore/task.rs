@@ -36,7 +36,7 @@ use crate::context::Clock;
 use crate::reconcile::Note;
 
 /// Label on the RestoreRequests a BackupPolicy's drills create: the policy's name.
-pub const DRILL_OF_LABEL: &str = "tend.dev/drill-of";
+pub use tend_crds::labels::DRILL_OF as DRILL_OF_LABEL;
 
 const MAINTENANCE_MESSAGE: &str = "Data is being restored from a backup. Back soon.";
 
