@@ -2,11 +2,13 @@
 # The test command of README.md, and what CI runs (.ci/run calls this script).
 #
 # On a fresh machine with only the Rust toolchain, Python 3 and gcc it installs what the tests
-# need — kubectl, PostgreSQL, Chromium + ChromeDriver, age, zstd, jq, sqlite3 (Debian packages),
+# need — kubectl, PostgreSQL, Chromium + ChromeDriver, age, zstd, jq, sqlite3, faketime (Debian packages),
 # aiosmtpd, moto and the aws CLI (PyPI) —
 # then checks formatting, lints, manifests, and runs every test in the workspace: unit tests,
 # tests against real PostgreSQL / SMTP / Chromium, and end-to-end tests that drive kubectl
 # against devcluster. Tests start the services they need themselves, on free loopback ports.
+# Last, the time-sensitive tests run again with the clock shifted a year ahead (faketime), so
+# a test pinned to a calendar date fails here before that date comes.
 #
 #   bash scripts/test.sh            everything (what CI runs)
 #   bash scripts/test.sh -p tend    only the tests of one package (after the checks)
@@ -37,7 +39,7 @@ command -v kubectl >/dev/null || missing+=(kubernetes-client)
 have_postgres && command -v pg_dump >/dev/null || missing+=(postgresql postgresql-client)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
-for tool in age zstd jq sqlite3; do
+for tool in age zstd jq sqlite3 faketime; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -83,4 +85,26 @@ if cargo nextest --version >/dev/null 2>&1; then
     cargo test --workspace --locked --doc "$@"
 else
     cargo test --workspace --locked --no-fail-fast "$@"
+fi
+
+if [ $# -eq 0 ]; then
+    step "time-sensitive tests with the clock a year ahead"
+    # Every test binary (and what it starts: devcluster in-process, tend, fieldbook) runs under
+    # faketime; kubectl, a Go binary, keeps the real clock, as a client may. Injected times
+    # derive from the real clock, so these must pass whatever the date.
+    host=$(rustc -vV | sed -n 's/^host: //p' | tr 'a-z-' 'A-Z_')
+    export "CARGO_TARGET_${host}_RUNNER=faketime -f +365d"
+    export FAKETIME_DONT_FAKE_MONOTONIC=1
+    echo "faketime: $(faketime -f +365d date -u)"
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --workspace --locked --no-fail-fast -E '
+            (package(tend) & kind(lib)) | (package(tend-crds) & kind(lib)) | (package(tend-backup) & kind(lib))
+            | (package(tend-e2e) & (binary(alert_remediation) | binary(apiserver_faults)
+               | test(/scheduled_backups_over_sixteen_days|drills_run_on_schedule/)))'
+    else
+        cargo test --locked --no-fail-fast -p tend -p tend-crds -p tend-backup --lib
+        cargo test --locked --no-fail-fast -p tend-e2e --test alert_remediation --test apiserver_faults
+        cargo test --locked --no-fail-fast -p tend-e2e --test backup_policy scheduled_backups_over_sixteen_days
+        cargo test --locked --no-fail-fast -p tend-e2e --test restore_request drills_run_on_schedule
+    fi
 fi

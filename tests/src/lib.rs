@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod farm;
 pub mod fieldbook;
 pub mod process;
 mod tend;

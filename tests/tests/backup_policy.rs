@@ -194,7 +194,7 @@ spec:
     let expected_days = [day_id(16), day_id(15), day_id(13), day_id(6)];
     assert_eq!(kept_days, expected_days, "{status:#}");
     let retention = &status["lastRetention"];
-    let kept: Vec<(&str, Vec<&str>)> = retention["kept"]
+    let kept: Vec<(String, Vec<&str>)> = retention["kept"]
         .as_array()
         .unwrap()
         .iter()

@@ -176,7 +176,7 @@ async fn kubectl_wait_returns_once_tend_marks_ready() -> anyhow::Result<()> {
     waiter.args([
         "wait",
         "--for=condition=Ready",
-        "escalationpolicy/fieldbook-oncall",
+        "backuppolicy/fieldbook-nightly",
         "-n",
         "fieldbook",
         "--timeout=120s",

@@ -105,7 +105,8 @@ pub async fn reconcile(
     let state = ScheduleState {
         schedule: &schedule,
         time_zone: &zone,
-        suspend: policy.spec.suspend,
+        // `suspend` stops scheduled backups only: drills of the existing restore points go on.
+        suspend: false,
         starting_deadline,
         last_schedule_time: status.last_drill.as_ref().map(|d| d.start_time.0),
         created,

@@ -422,10 +422,11 @@ fn running_verdict(status: &BackupPolicyStatus, id: &str, bytes: u64) -> Verdict
 
 fn settled_verdict(policy: &BackupPolicy, status: &BackupPolicyStatus) -> Verdict {
     if policy.spec.suspend {
+        // Flux's convention: suspended is a settled state, Ready=True with reason Suspended.
         return Verdict::new(
-            false,
+            true,
             reasons::SUSPENDED,
-            "scheduled backups are suspended (spec.suspend); on-demand backups still run",
+            "scheduled backups are suspended (spec.suspend); on-demand backups and drills still run",
         );
     }
     let next = status.next_schedule_time.as_ref().map_or_else(

@@ -105,7 +105,8 @@ impl TendKind for EscalationPolicy {
         "EscalationPolicy"
     );
 
-    /// An escalation policy is configuration: valid and resolvable means ready to be used.
+    /// Until the incident engine lands nothing escalates, so the policy is not `Ready`: it
+    /// says so (reason `EngineNotImplemented`, not `Stalled`) and still reports its totals.
     async fn operate(
         &self,
         _ctx: &Context,
@@ -122,10 +123,11 @@ impl TendKind for EscalationPolicy {
         status.levels = Some(self.spec.levels.len() as u32);
         status.total_escalation_time = Some(format_duration(total));
         Verdict::new(
-            true,
-            reasons::VALID,
+            false,
+            reasons::ENGINE_NOT_IMPLEMENTED,
             format!(
-                "{} levels; an unacknowledged incident reaches the end of the chain after {}",
+                "{} levels (an unacknowledged incident would reach the end of the chain after {}); \
+                 nothing escalates yet: the incident engine is not part of this build",
                 self.spec.levels.len(),
                 format_duration(total)
             ),

@@ -53,6 +53,12 @@ pub struct Verdict {
     /// The step found that the object it was given is older than the API server's (a lagging
     /// watch or a stale list): nothing is written and the object is reconciled again soon.
     pub stale: bool,
+    /// Work toward the object's purpose is in progress (kstatus `Reconciling=True`, with the
+    /// verdict's reason and message); `Ready` is False meanwhile.
+    pub reconciling: bool,
+    /// The object's purpose failed for good and only a change can help (kstatus
+    /// `Stalled=True`): a failed one-shot restore.
+    pub stalled: bool,
 }
 
 impl Verdict {
@@ -64,7 +70,23 @@ impl Verdict {
             requeue_after: None,
             notes: Vec::new(),
             stale: false,
+            reconciling: false,
+            stalled: false,
         }
+    }
+
+    /// Work in progress: `Ready=False` and `Reconciling=True` with this reason and message.
+    pub fn reconciling(reason: &'static str, message: impl Into<String>) -> Self {
+        let mut verdict = Self::new(false, reason, message);
+        verdict.reconciling = true;
+        verdict
+    }
+
+    /// Failed for good: `Ready=False` and `Stalled=True` with this reason and message.
+    pub fn stalled(reason: &'static str, message: impl Into<String>) -> Self {
+        let mut verdict = Self::new(false, reason, message);
+        verdict.stalled = true;
+        verdict
     }
 
     /// The object this reconcile was given is older than the API server's copy: write nothing,
@@ -274,7 +296,10 @@ async fn reconcile_inner<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> 
     let mut status = old_status.clone();
 
     let (verdict, stalled) = match assess(obj, ctx, &mut status, now).await? {
-        Assessment::Operated(verdict) => (verdict, false),
+        Assessment::Operated(verdict) => {
+            let stalled = verdict.stalled;
+            (verdict, stalled)
+        }
         Assessment::Stalled(verdict) => (verdict, true),
     };
     if verdict.stale {
@@ -311,7 +336,21 @@ async fn reconcile_inner<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> 
     } else {
         remove_condition(conditions, types::STALLED);
     }
-    remove_condition(conditions, types::RECONCILING);
+    if verdict.reconciling && !stalled {
+        set_condition(
+            conditions,
+            condition(
+                types::RECONCILING,
+                true,
+                verdict.reason,
+                verdict.message.clone(),
+                generation,
+                now,
+            ),
+        );
+    } else {
+        remove_condition(conditions, types::RECONCILING);
+    }
     let current_ready = condition_key(conditions, types::READY);
 
     if status != old_status || obj.status().is_none() {
@@ -344,7 +383,7 @@ async fn reconcile_inner<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> 
         verdict.requeue_after.map_or(RESYNC, |d| d.min(RESYNC))
     };
     // An invalid spec will not fix itself: wait for the next change instead of polling.
-    if stalled && verdict.reason == reasons::INVALID_SPEC {
+    if stalled && (verdict.reason == reasons::INVALID_SPEC || verdict.stalled) {
         return Ok(Action::await_change());
     }
     Ok(Action::requeue(requeue))

@@ -335,8 +335,7 @@ pub async fn operate(
                 ));
             }
             status.phase = Some(phase);
-            let mut verdict = Verdict::new(
-                true,
+            let mut verdict = Verdict::reconciling(
                 if phase == RestorePhase::Verifying {
                     rr::VERIFYING
                 } else {
@@ -357,7 +356,7 @@ pub async fn operate(
             });
             if durable {
                 start(request, ctx, &key);
-                let mut verdict = Verdict::new(true, rr::RUNNING, "restore running");
+                let mut verdict = Verdict::reconciling(rr::RUNNING, "restore running");
                 verdict.requeue_after = Some(PROGRESS_INTERVAL);
                 verdict
             } else {
@@ -366,7 +365,7 @@ pub async fn operate(
                 status.phase = Some(RestorePhase::Running);
                 status.start_time = Some(Time(started));
                 status.scratch_resources = task::planned_scratch(request);
-                let mut verdict = Verdict::new(true, rr::RUNNING, "restore starting");
+                let mut verdict = Verdict::reconciling(rr::RUNNING, "restore starting");
                 verdict.requeue_after = Some(Duration::from_millis(200));
                 verdict
             }
@@ -395,8 +394,7 @@ pub async fn operate(
             }
             if let Some(other) = busy_with(ctx, &key, &policy, now).await {
                 status.phase = Some(RestorePhase::Pending);
-                let mut verdict = Verdict::new(
-                    true,
+                let mut verdict = Verdict::reconciling(
                     rr::PENDING,
                     format!(
                         "waiting for RestoreRequest {other} of the same BackupPolicy to finish"
@@ -415,7 +413,7 @@ pub async fn operate(
                 RestoreMode::InPlace => "in place",
                 _ => "into a scratch target",
             };
-            let mut verdict = Verdict::new(true, rr::RUNNING, "restore starting");
+            let mut verdict = Verdict::reconciling(rr::RUNNING, "restore starting");
             verdict.notes.push(Note::normal(
                 rr::STARTED,
                 "Restore",
@@ -624,16 +622,18 @@ pub fn format_rto(rto: Duration) -> String {
     }
 }
 
+/// A finished request: `Ready=True` only when it succeeded; a failed one is `Stalled` (only a
+/// new request can try again), so `kubectl wait --for=condition=Ready` returns on success only.
 fn finished_verdict(phase: RestorePhase, status: &RestoreRequestStatus) -> Verdict {
-    let succeeded = phase == RestorePhase::Succeeded;
-    Verdict::new(
-        succeeded,
-        if succeeded { rr::SUCCEEDED } else { rr::FAILED },
-        status
-            .message
-            .clone()
-            .unwrap_or_else(|| format!("restore {phase:?}")),
-    )
+    let message = status
+        .message
+        .clone()
+        .unwrap_or_else(|| format!("restore {phase:?}"));
+    if phase == RestorePhase::Succeeded {
+        Verdict::new(true, rr::SUCCEEDED, message)
+    } else {
+        Verdict::stalled(rr::FAILED, message)
+    }
 }
 
 #[cfg(test)]
