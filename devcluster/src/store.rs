@@ -396,7 +396,10 @@ impl Store {
     /// current resourceVersion, so watches resuming from an older one get 410 Gone and
     /// clients re-list. Paged lists and reads at older revisions still work (etcd keeps them).
     pub fn restart_watches(&mut self) {
+        // A fresh resourceVersion, so every client's last one is older than the new cache.
+        self.rv += 1;
         self.watch_start = self.rv;
+        self.write_count += 1;
         let _ = self.tx.send(Notice::CloseAll);
     }
 

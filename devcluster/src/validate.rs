@@ -44,7 +44,7 @@ fn too_long(path: &str, max: usize) -> Cause {
     (
         "FieldValueTooLong".into(),
         path.into(),
-        format!("Too long: may not be more than {max} bytes"),
+        format!("Too long: must have at most {max} bytes"),
     )
 }
 
@@ -585,7 +585,7 @@ mod tests {
         let bad = messages(json!({"metadata": {"name": "a", "annotations": {"k": big}}}));
         assert_eq!(
             bad,
-            ["metadata.annotations: Too long: may not be more than 262144 bytes"]
+            ["metadata.annotations: Too long: must have at most 262144 bytes"]
         );
         let bad = messages(json!({"metadata": {"name": "a", "annotations": {"bad key": "v"}}}));
         assert_eq!(bad.len(), 1, "{bad:?}");
