@@ -8,6 +8,7 @@ use crate::patch;
 use crate::registry::{Flavor, ResourceType};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::server::{ResourceRequest, Shared, json_response};
+use crate::ssa;
 use crate::status::{self, ApiError, ApiResult};
 use crate::store::Key;
 use crate::table;
@@ -96,6 +97,34 @@ fn respond(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
         }
     }
     resp
+}
+
+fn scope<'a>(rt: &ResourceType, sub: &'a str) -> ssa::Scope<'a> {
+    ssa::Scope {
+        subresource: sub,
+        status_separate: rt.status_subresource && rt.flavor != Flavor::Namespace,
+    }
+}
+
+/// Records field ownership for a non-apply write (create, update, patch).
+fn track(
+    store: &crate::store::Store,
+    req: &ResourceRequest,
+    old: Option<&Value>,
+    new: &mut Value,
+    sub: &str,
+) {
+    let rt = &req.rt;
+    if ssa::untracked(rt) || !new.is_object() {
+        return;
+    }
+    let manager = ssa::manager_of(
+        req.query.get("fieldManager").map(String::as_str),
+        header(req, http::header::USER_AGENT),
+    );
+    let schema = ssa::schema_for(store, rt);
+    let old = old.map(|o| view(rt, o));
+    ssa::track_update(old.as_ref(), new, &manager, scope(rt, sub), schema.as_ref());
 }
 
 fn include(req: &ResourceRequest) -> String {
@@ -382,8 +411,10 @@ pub fn create(shared: &Shared, req: &ResourceRequest, body: &[u8]) -> ApiResult<
     if rt.flavor == Flavor::EventsV1 {
         event_causes(rt, &raw, validate::events_v1_create(&raw))?;
     }
-    let obj = incoming(rt, raw);
+    let mut raw = raw;
     let mut store = shared.store.lock().expect("store lock");
+    track(&store, req, None, &mut raw, "");
+    let obj = incoming(rt, raw);
     let w = ops::create(
         &mut store,
         rt,
@@ -414,13 +445,17 @@ fn subresource(req: &ResourceRequest) -> ApiResult<&str> {
 pub fn update(shared: &Shared, req: &ResourceRequest, body: &[u8]) -> ApiResult<Response> {
     let rt = &req.rt;
     let sub = subresource(req)?;
-    let raw = decode_body(req, body)?;
+    let mut raw = decode_body(req, body)?;
     let mut store = shared.store.lock().expect("store lock");
+    let old = store.get(&rt.storage, &key(req));
     if rt.flavor == Flavor::EventsV1
-        && let Some(old) = store.get(&rt.storage, &key(req))
+        && let Some(old) = &old
     {
-        let old = view(rt, &old);
+        let old = view(rt, old);
         event_causes(rt, &raw, validate::events_v1_update(&raw, &old))?;
+    }
+    if let Some(old) = &old {
+        track(&store, req, Some(old), &mut raw, sub);
     }
     let obj = incoming(rt, raw);
     let w = ops::update(&mut store, rt, &key(req), obj, sub, &write_opts(req))?;
@@ -444,11 +479,23 @@ pub fn patch(shared: &Shared, req: &ResourceRequest, body: &[u8]) -> ApiResult<R
             .ok_or_else(|| {
                 ApiError::bad_request("PATCH with apply requires the fieldManager query parameter")
             })?;
+        let force = req.query.get("force").is_some_and(|f| f == "true");
+        let schema = ssa::schema_for(&store, rt);
+        let apply_req = ssa::ApplyRequest {
+            manager,
+            force,
+            scope: scope(rt, sub),
+            schema: schema.as_ref(),
+        };
         let Some(current) = current else {
             if !sub.is_empty() {
                 return Err(ApiError::not_found(&rt.plural, &rt.group, &k.1));
             }
-            let obj = incoming(rt, patch::apply(None, &patch_doc, manager, ""));
+            let created = ssa::apply(None, &patch_doc, &apply_req)?;
+            if rt.flavor == Flavor::EventsV1 {
+                event_causes(rt, &created, validate::events_v1_create(&created))?;
+            }
+            let obj = incoming(rt, created);
             let w = ops::create(&mut store, rt, &k.0, with_name(obj, &k.1), &opts)?;
             return Ok(respond(
                 StatusCode::CREATED,
@@ -458,7 +505,7 @@ pub fn patch(shared: &Shared, req: &ResourceRequest, body: &[u8]) -> ApiResult<R
         };
         let mut live = view(rt, &current);
         strip_rv(&mut live);
-        let merged = patch::apply(Some(&live), &patch_doc, manager, sub);
+        let merged = ssa::apply(Some(&live), &patch_doc, &apply_req)?;
         if rt.flavor == Flavor::EventsV1 {
             event_causes(rt, &merged, validate::events_v1_update(&merged, &live))?;
         }

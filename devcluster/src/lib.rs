@@ -26,6 +26,7 @@ mod protobuf;
 mod registry;
 mod selectors;
 mod server;
+mod ssa;
 mod status;
 mod store;
 mod table;
