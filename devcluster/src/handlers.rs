@@ -537,6 +537,7 @@ pub fn patch(shared: &Shared, req: &ResourceRequest, body: &[u8]) -> ApiResult<R
             validate::events_v1_update(&doc, &view(rt, &current)),
         )?;
     }
+    track(&store, req, Some(&current), &mut doc, sub);
     let w = ops::update(&mut store, rt, &k, incoming(rt, doc), sub, &opts)?;
     Ok(respond(StatusCode::OK, &view(rt, &w.object), &w.warnings))
 }

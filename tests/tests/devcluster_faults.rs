@@ -1139,3 +1139,139 @@ async fn background_deletion_removes_the_owner_first_and_collects_dependents_lat
     );
     Ok(())
 }
+
+fn widget(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "e2e.tend.dev/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec})
+}
+
+#[tokio::test]
+async fn server_side_apply_tracks_field_ownership_like_the_apiserver() -> anyhow::Result<()> {
+    let c = TestCluster::start().await?;
+    c.install_widgets().await?;
+    new_ns(&c, "ssa").await?;
+    let client = c.client().await?;
+    let w = widgets::api(&client, "ssa");
+    let as_mgr = |m: &str| PatchParams::apply(m);
+    // kubectl applies; another manager changing the same field is refused with 409.
+    c.apply_yaml(
+        &["--server-side"],
+        "apiVersion: e2e.tend.dev/v1\nkind: Widget\nmetadata: {name: w, namespace: ssa}\nspec: {size: 1, color: red}\n",
+    )
+    .await?;
+    let s = status_of(
+        w.patch(
+            "w",
+            &as_mgr("other"),
+            &Patch::Apply(&widget("w", json!({"size": 2}))),
+        )
+        .await,
+    );
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"), "{s:?}");
+    assert_eq!(
+        s.message,
+        "Apply failed with 1 conflict: conflict with \"kubectl\" using e2e.tend.dev/v1: .spec.size"
+    );
+    // The same value is shared ownership, not a conflict.
+    w.patch(
+        "w",
+        &as_mgr("other"),
+        &Patch::Apply(&widget("w", json!({"size": 1, "color": "red"}))),
+    )
+    .await?;
+    // Forced, the field moves to the applier; kubectl is refused next time.
+    w.patch(
+        "w",
+        &as_mgr("other").force(),
+        &Patch::Apply(&widget("w", json!({"size": 3, "color": "red"}))),
+    )
+    .await?;
+    let err = c
+        .apply_yaml(
+            &["--server-side"],
+            "apiVersion: e2e.tend.dev/v1\nkind: Widget\nmetadata: {name: w, namespace: ssa}\nspec: {size: 1, color: red}\n",
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("conflict with \"other\""), "{err}");
+    // "other" stops applying color: kubectl still owns it, so it stays.
+    w.patch(
+        "w",
+        &as_mgr("other"),
+        &Patch::Apply(&widget("w", json!({"size": 3}))),
+    )
+    .await?;
+    assert_eq!(w.get("w").await?.data["spec"]["color"], "red");
+    // A no-op apply writes nothing: same resourceVersion.
+    let before = w.get("w").await?.metadata.resource_version;
+    w.patch(
+        "w",
+        &as_mgr("other"),
+        &Patch::Apply(&widget("w", json!({"size": 3}))),
+    )
+    .await?;
+    assert_eq!(w.get("w").await?.metadata.resource_version, before);
+    // A merge patch takes ownership of what it changes.
+    let p = json!({"spec": {"size": 4}});
+    w.patch(
+        "w",
+        &PatchParams {
+            field_manager: Some("editor".into()),
+            ..PatchParams::default()
+        },
+        &Patch::Merge(&p),
+    )
+    .await?;
+    let s = status_of(
+        w.patch(
+            "w",
+            &as_mgr("other"),
+            &Patch::Apply(&widget("w", json!({"size": 3}))),
+        )
+        .await,
+    );
+    assert!(
+        s.message.contains("conflict with \"editor\""),
+        "{}",
+        s.message
+    );
+    // Conditions are a map list keyed by type: each manager's items merge, and a manager
+    // dropping its condition removes only that one.
+    let cond = |t: &str| {
+        json!({"type": t, "status": "True", "reason": "R", "message": "",
+               "lastTransitionTime": "2026-01-01T00:00:00Z"})
+    };
+    let status = |conds: Vec<Value>| {
+        json!({"apiVersion": "e2e.tend.dev/v1", "kind": "Widget", "metadata": {"name": "w"},
+               "status": {"conditions": conds}})
+    };
+    w.patch_status(
+        "w",
+        &as_mgr("a"),
+        &Patch::Apply(&status(vec![cond("Ready")])),
+    )
+    .await?;
+    w.patch_status(
+        "w",
+        &as_mgr("b"),
+        &Patch::Apply(&status(vec![cond("Synced")])),
+    )
+    .await?;
+    let types = |o: &kube::api::DynamicObject| -> Vec<String> {
+        o.data["status"]["conditions"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| c["type"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(types(&w.get("w").await?), ["Ready", "Synced"]);
+    let only_gen = json!({"apiVersion": "e2e.tend.dev/v1", "kind": "Widget", "metadata": {"name": "w"},
+                          "status": {"observedGeneration": 1}});
+    w.patch_status("w", &as_mgr("a"), &Patch::Apply(&only_gen))
+        .await?;
+    assert_eq!(types(&w.get("w").await?), ["Synced"]);
+    Ok(())
+}
