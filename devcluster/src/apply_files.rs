@@ -4,7 +4,7 @@
 
 use crate::DevCluster;
 use crate::handlers::view;
-use crate::{meta, ops, patch};
+use crate::{meta, ops};
 use anyhow::Context;
 use serde::Deserialize;
 use serde_json::Value;
@@ -117,7 +117,9 @@ impl DevCluster {
         let label = format!("{}/{}", rt.singular, key.1);
         match store.get(&rt.storage, &key) {
             None => {
-                let obj = patch::apply(None, doc, MANAGER, "");
+                let schema = crate::ssa::schema_for(&store, &rt);
+                let obj = crate::ssa::apply(None, doc, &apply_request(&rt, schema.as_ref()))
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
                 ops::create(&mut store, &rt, &ns, obj, &opts)
                     .map_err(|e| anyhow::anyhow!(e.message))?;
                 Ok(format!("{label} created"))
@@ -127,12 +129,32 @@ impl DevCluster {
                 if let Some(md) = live.get_mut("metadata").and_then(Value::as_object_mut) {
                     md.remove("resourceVersion");
                 }
-                let merged = patch::apply(Some(&live), doc, MANAGER, "");
+                let schema = crate::ssa::schema_for(&store, &rt);
+                let merged =
+                    crate::ssa::apply(Some(&live), doc, &apply_request(&rt, schema.as_ref()))
+                        .map_err(|e| anyhow::anyhow!(e.message))?;
                 ops::update(&mut store, &rt, &key, merged, "", &opts)
                     .map_err(|e| anyhow::anyhow!(e.message))?;
                 Ok(format!("{label} configured"))
             }
         }
+    }
+}
+
+/// Files applied at start-up win every conflict, as `kubectl apply --server-side --force-conflicts`.
+fn apply_request<'a>(
+    rt: &crate::registry::ResourceType,
+    schema: Option<&'a Value>,
+) -> crate::ssa::ApplyRequest<'a> {
+    crate::ssa::ApplyRequest {
+        manager: MANAGER,
+        force: true,
+        scope: crate::ssa::Scope {
+            subresource: "",
+            status_separate: rt.status_subresource
+                && rt.flavor != crate::registry::Flavor::Namespace,
+        },
+        schema,
     }
 }
 

@@ -3,14 +3,16 @@
 
 use crate::events;
 use crate::meta;
-use crate::ops::{self, DeleteOpts, WriteOpts};
+use crate::ops::{self, DeleteOpts, Propagation, WriteOpts};
 use crate::patch;
 use crate::registry::{Flavor, ResourceType};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::server::{ResourceRequest, Shared, json_response};
+use crate::ssa;
 use crate::status::{self, ApiError, ApiResult};
 use crate::store::Key;
 use crate::table;
+use crate::validate;
 use crate::watch::{self, WatchSpec};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -97,6 +99,34 @@ fn respond(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
     resp
 }
 
+fn scope<'a>(rt: &ResourceType, sub: &'a str) -> ssa::Scope<'a> {
+    ssa::Scope {
+        subresource: sub,
+        status_separate: rt.status_subresource && rt.flavor != Flavor::Namespace,
+    }
+}
+
+/// Records field ownership for a non-apply write (create, update, patch).
+fn track(
+    store: &crate::store::Store,
+    req: &ResourceRequest,
+    old: Option<&Value>,
+    new: &mut Value,
+    sub: &str,
+) {
+    let rt = &req.rt;
+    if ssa::untracked(rt) || !new.is_object() {
+        return;
+    }
+    let manager = ssa::manager_of(
+        req.query.get("fieldManager").map(String::as_str),
+        header(req, http::header::USER_AGENT),
+    );
+    let schema = ssa::schema_for(store, rt);
+    let old = old.map(|o| view(rt, o));
+    ssa::track_update(old.as_ref(), new, &manager, scope(rt, sub), schema.as_ref());
+}
+
 fn include(req: &ResourceRequest) -> String {
     req.query
         .get("includeObject")
@@ -107,9 +137,11 @@ fn include(req: &ResourceRequest) -> String {
 pub fn get(shared: &Shared, req: &ResourceRequest) -> ApiResult<Response> {
     let rt = &req.rt;
     let store = shared.store.lock().expect("store lock");
-    let obj = store
-        .get(&rt.storage, &key(req))
-        .ok_or_else(|| ApiError::not_found(&rt.plural, &rt.group, &key(req).1))?;
+    let found = match stale_rv(shared, req, &store) {
+        Some(at) => store.get_at(&rt.storage, &key(req), at).flatten(),
+        None => store.get(&rt.storage, &key(req)),
+    };
+    let obj = found.ok_or_else(|| ApiError::not_found(&rt.plural, &rt.group, &key(req).1))?;
     let v = view(rt, &obj);
     if wants_table(req) {
         let meta = json!({"resourceVersion": meta::resource_version(&obj)});
@@ -137,22 +169,75 @@ fn selectors(req: &ResourceRequest) -> ApiResult<(LabelSelector, FieldSelector)>
     Ok((labels, fields))
 }
 
-fn encode_continue(k: &Key) -> String {
-    format!("{}/{}", k.0, k.1)
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// A continue token: the list's resourceVersion and the key the next page starts after, as
+/// base64 JSON like the API server's (`{"v": "meta.k8s.io/v1", "rv": …, "start": …}`).
+struct ContinueToken {
+    rv: u64,
+    after: Key,
 }
 
-fn decode_continue(token: &str) -> ApiResult<Key> {
-    let bad = || ApiError::bad_request("continue key is not valid");
-    let bytes: Result<Vec<u8>, _> = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(token.get(i..i + 2).unwrap_or("zz"), 16))
-        .collect();
-    let text = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
-    let (ns, name) = text.split_once('/').ok_or_else(bad)?;
-    Ok((ns.to_string(), name.to_string()))
+fn encode_continue(rv: u64, k: &Key) -> String {
+    use base64::Engine;
+    let doc = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": [k.0, k.1]});
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(doc.to_string())
+}
+
+fn decode_continue(token: &str) -> ApiResult<ContinueToken> {
+    use base64::Engine;
+    let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+    let doc: Value = serde_json::from_slice(&bytes).map_err(|_| bad("bad JSON"))?;
+    if doc.get("v").and_then(Value::as_str) != Some("meta.k8s.io/v1") {
+        return Err(bad("server does not recognize this encoded key"));
+    }
+    let rv = doc
+        .get("rv")
+        .and_then(Value::as_u64)
+        .filter(|rv| *rv > 0)
+        .ok_or_else(|| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+    let start = doc.get("start").and_then(Value::as_array);
+    let part = |i: usize| {
+        start
+            .and_then(|s| s.get(i))
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    match (part(0), part(1)) {
+        (Some(ns), Some(name)) => Ok(ContinueToken {
+            rv,
+            after: (ns, name),
+        }),
+        _ => Err(bad("encoded key is empty")),
+    }
+}
+
+/// What the API server answers for a continue token whose revision was compacted.
+fn continue_expired() -> ApiError {
+    ApiError::new(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+    )
+}
+
+fn too_old(rv: u64, oldest: u64) -> ApiError {
+    ApiError::new(
+        410,
+        "Expired",
+        format!("too old resource version: {rv} ({oldest})"),
+    )
+}
+
+/// With stale reads on, the revision a `resourceVersion=0` read is served at.
+fn stale_rv(shared: &Shared, req: &ResourceRequest, store: &crate::store::Store) -> Option<u64> {
+    if req.query.get("resourceVersion").map(String::as_str) != Some("0") {
+        return None;
+    }
+    let lag = shared.lag.stale_reads()?.lag;
+    let when = std::time::Instant::now().checked_sub(lag)?;
+    Some(store.rv_at(when))
 }
 
 pub fn list(shared: &Shared, req: &ResourceRequest) -> ApiResult<Response> {
@@ -164,16 +249,60 @@ pub fn list(shared: &Shared, req: &ResourceRequest) -> ApiResult<Response> {
         .and_then(|l| l.parse().ok())
         .filter(|l| *l > 0)
         .unwrap_or(usize::MAX);
-    let after = match req.query.get("continue").filter(|c| !c.is_empty()) {
+    let token = match req.query.get("continue").filter(|c| !c.is_empty()) {
         Some(c) => Some(decode_continue(c)?),
         None => None,
     };
+    let exact = req.query.get("resourceVersionMatch").map(String::as_str) == Some("Exact");
     // Only Arc clones happen under the lock; filtering and serialization happen outside it so a
-    // large list does not hold up writers.
+    // large list does not hold up writers. Every page of a paged list is read at the revision of
+    // its first page, as etcd serves it; once history no longer reaches it, 410 Gone.
     let (rv, candidates) = {
         let store = shared.store.lock().expect("store lock");
-        let objs = store.list(&rt.storage, req.namespace.as_deref(), after.as_ref());
-        (store.current_rv(), objs)
+        let ns = req.namespace.as_deref();
+        match token {
+            Some(t) => {
+                let objs = store
+                    .list_at(&rt.storage, ns, Some(&t.after), t.rv)
+                    .ok_or_else(continue_expired)?;
+                (t.rv, objs)
+            }
+            None => {
+                let at = if exact {
+                    let want = req
+                        .query
+                        .get("resourceVersion")
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                "resourceVersionMatch \"Exact\" requires a resourceVersion",
+                            )
+                        })?;
+                    if want > store.current_rv() {
+                        return Err(ApiError::new(
+                            504,
+                            "Timeout",
+                            format!(
+                                "Timeout: Too large resource version: {want}, current: {}",
+                                store.current_rv()
+                            ),
+                        ));
+                    }
+                    Some(want)
+                } else {
+                    stale_rv(shared, req, &store)
+                };
+                match at {
+                    Some(at) => {
+                        let objs = store
+                            .list_at(&rt.storage, ns, None, at)
+                            .ok_or_else(|| too_old(at, store.history_start()))?;
+                        (at, objs)
+                    }
+                    None => (store.current_rv(), store.list(&rt.storage, ns, None)),
+                }
+            }
+        }
     };
     let api_version = rt.api_version();
     let mut items: Vec<Arc<Value>> = vec![];
@@ -199,7 +328,7 @@ pub fn list(shared: &Shared, req: &ResourceRequest) -> ApiResult<Response> {
     }
     let mut list_meta = json!({"resourceVersion": rv.to_string()});
     if more && let Some(k) = &last_key {
-        list_meta["continue"] = json!(encode_continue(k));
+        list_meta["continue"] = json!(encode_continue(rv, k));
     }
     if wants_table(req) {
         let rows: Vec<Value> = items.iter().map(|v| (**v).clone()).collect();
@@ -232,7 +361,7 @@ pub fn list(shared: &Shared, req: &ResourceRequest) -> ApiResult<Response> {
     Ok(resp)
 }
 
-pub fn watch(shared: &Arc<Shared>, req: ResourceRequest) -> Response {
+pub fn watch(shared: &Arc<Shared>, req: ResourceRequest, end_with: Option<Value>) -> Response {
     let (labels, mut fields) = match selectors(&req) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
@@ -265,6 +394,7 @@ pub fn watch(shared: &Arc<Shared>, req: ResourceRequest) -> Response {
         bookmarks: q("allowWatchBookmarks") == "true",
         send_initial_events: q("sendInitialEvents") == "true",
         timeout: Duration::from_secs(q("timeoutSeconds").parse().unwrap_or(1800)),
+        end_with,
     };
     let stream = watch::start(shared, spec);
     let mut resp = Response::new(Body::from_stream(stream));
@@ -277,8 +407,14 @@ pub fn watch(shared: &Arc<Shared>, req: ResourceRequest) -> Response {
 
 pub fn create(shared: &Shared, req: &ResourceRequest, body: &[u8]) -> ApiResult<Response> {
     let rt = &req.rt;
-    let obj = incoming(rt, decode_body(req, body)?);
+    let raw = decode_body(req, body)?;
+    if rt.flavor == Flavor::EventsV1 {
+        event_causes(rt, &raw, validate::events_v1_create(&raw))?;
+    }
+    let mut raw = raw;
     let mut store = shared.store.lock().expect("store lock");
+    track(&store, req, None, &mut raw, "");
+    let obj = incoming(rt, raw);
     let w = ops::create(
         &mut store,
         rt,
@@ -309,8 +445,19 @@ fn subresource(req: &ResourceRequest) -> ApiResult<&str> {
 pub fn update(shared: &Shared, req: &ResourceRequest, body: &[u8]) -> ApiResult<Response> {
     let rt = &req.rt;
     let sub = subresource(req)?;
-    let obj = incoming(rt, decode_body(req, body)?);
+    let mut raw = decode_body(req, body)?;
     let mut store = shared.store.lock().expect("store lock");
+    let old = store.get(&rt.storage, &key(req));
+    if rt.flavor == Flavor::EventsV1
+        && let Some(old) = &old
+    {
+        let old = view(rt, old);
+        event_causes(rt, &raw, validate::events_v1_update(&raw, &old))?;
+    }
+    if let Some(old) = &old {
+        track(&store, req, Some(old), &mut raw, sub);
+    }
+    let obj = incoming(rt, raw);
     let w = ops::update(&mut store, rt, &key(req), obj, sub, &write_opts(req))?;
     Ok(respond(StatusCode::OK, &view(rt, &w.object), &w.warnings))
 }
@@ -332,11 +479,23 @@ pub fn patch(shared: &Shared, req: &ResourceRequest, body: &[u8]) -> ApiResult<R
             .ok_or_else(|| {
                 ApiError::bad_request("PATCH with apply requires the fieldManager query parameter")
             })?;
+        let force = req.query.get("force").is_some_and(|f| f == "true");
+        let schema = ssa::schema_for(&store, rt);
+        let apply_req = ssa::ApplyRequest {
+            manager,
+            force,
+            scope: scope(rt, sub),
+            schema: schema.as_ref(),
+        };
         let Some(current) = current else {
             if !sub.is_empty() {
                 return Err(ApiError::not_found(&rt.plural, &rt.group, &k.1));
             }
-            let obj = incoming(rt, patch::apply(None, &patch_doc, manager, ""));
+            let created = ssa::apply(None, &patch_doc, &apply_req)?;
+            if rt.flavor == Flavor::EventsV1 {
+                event_causes(rt, &created, validate::events_v1_create(&created))?;
+            }
+            let obj = incoming(rt, created);
             let w = ops::create(&mut store, rt, &k.0, with_name(obj, &k.1), &opts)?;
             return Ok(respond(
                 StatusCode::CREATED,
@@ -356,7 +515,11 @@ pub fn patch(shared: &Shared, req: &ResourceRequest, body: &[u8]) -> ApiResult<R
         }
         let mut live = view(rt, &current);
         strip_rv(&mut live);
-        let merged = incoming(rt, patch::apply(Some(&live), &patch_doc, manager, sub));
+        let merged = ssa::apply(Some(&live), &patch_doc, &apply_req)?;
+        if rt.flavor == Flavor::EventsV1 {
+            event_causes(rt, &merged, validate::events_v1_update(&merged, &live))?;
+        }
+        let merged = incoming(rt, merged);
         let w = ops::update(&mut store, rt, &k, merged, sub, &opts)?;
         return Ok(respond(StatusCode::OK, &view(rt, &w.object), &w.warnings));
     }
@@ -377,8 +540,29 @@ pub fn patch(shared: &Shared, req: &ResourceRequest, body: &[u8]) -> ApiResult<R
             format!("the patch content type {ct:?} is not supported"),
         ));
     }
+    if rt.flavor == Flavor::EventsV1 {
+        event_causes(
+            rt,
+            &doc,
+            validate::events_v1_update(&doc, &view(rt, &current)),
+        )?;
+    }
+    track(&store, req, Some(&current), &mut doc, sub);
     let w = ops::update(&mut store, rt, &k, incoming(rt, doc), sub, &opts)?;
     Ok(respond(StatusCode::OK, &view(rt, &w.object), &w.warnings))
+}
+
+/// An events.k8s.io/v1 Event refused as the API server refuses it.
+fn event_causes(rt: &ResourceType, ev: &Value, causes: Vec<validate::Cause>) -> ApiResult<()> {
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        &rt.kind,
+        &rt.group,
+        meta::name(ev),
+        causes,
+    ))
 }
 
 /// Apply must not carry the live resourceVersion as a precondition of its own.
@@ -406,8 +590,31 @@ fn delete_opts(req: &ResourceRequest, body: &[u8]) -> ApiResult<DeleteOpts> {
         .and_then(Value::as_array)
         .is_some_and(|a| a.iter().any(|d| d == "All"))
         || req.query.get("dryRun").is_some_and(|d| d == "All");
+    let propagation = match policy.as_str() {
+        "" => match b.get("orphanDependents").and_then(Value::as_bool) {
+            Some(true) => Propagation::Orphan,
+            Some(false) | None => Propagation::Background,
+        },
+        "Orphan" => Propagation::Orphan,
+        "Background" => Propagation::Background,
+        "Foreground" => Propagation::Foreground,
+        other => {
+            return Err(ApiError::invalid(
+                "DeleteOptions",
+                "meta.k8s.io",
+                "",
+                vec![(
+                    "FieldValueNotSupported".into(),
+                    "propagationPolicy".into(),
+                    format!(
+                        "Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                    ),
+                )],
+            ));
+        }
+    };
     Ok(DeleteOpts {
-        orphan: policy == "Orphan" || b.get("orphanDependents") == Some(&json!(true)),
+        propagation,
         dry_run: dry,
         precondition_uid: b
             .pointer("/preconditions/uid")

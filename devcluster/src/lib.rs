@@ -13,6 +13,7 @@ mod crd;
 mod delete;
 mod discovery;
 mod events;
+mod faults;
 mod handlers;
 mod jsonpath;
 mod kubeconfig;
@@ -25,15 +26,18 @@ mod protobuf;
 mod registry;
 mod selectors;
 mod server;
+mod ssa;
 mod status;
 mod store;
 mod table;
+mod validate;
 mod watch;
 
+pub use faults::{Fault, FaultHandle, FaultResponse, FaultStage, StaleReads};
 use server::Shared;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use store::Store;
 use tokio::sync::watch as signal;
@@ -73,6 +77,7 @@ pub struct DevCluster {
     stop: signal::Sender<bool>,
     server: Option<JoinHandle<()>>,
     saver: Option<JoinHandle<()>>,
+    gc: Option<JoinHandle<()>>,
 }
 
 const STANDARD_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -86,10 +91,7 @@ impl DevCluster {
         }
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            store: Mutex::new(store),
-            address: addr.to_string(),
-        });
+        let shared = Arc::new(Shared::new(store, addr.to_string()));
         for ns in STANDARD_NAMESPACES {
             ensure_namespace(&shared, ns);
         }
@@ -131,6 +133,20 @@ impl DevCluster {
                 }
             })
         });
+        let gc = {
+            let shared = shared.clone();
+            let mut stopped = stop.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delete::GC_TICK) => {}
+                        _ = stopped.wait_for(|s| *s) => return,
+                    }
+                    let mut store = shared.store.lock().expect("store lock");
+                    delete::collect_garbage(&mut store, std::time::Instant::now());
+                }
+            })
+        };
         tracing::info!(%url, kubeconfig = %kubeconfig.display(), "devcluster listening");
         Ok(DevCluster {
             addr,
@@ -140,6 +156,7 @@ impl DevCluster {
             stop,
             server: Some(server),
             saver,
+            gc: Some(gc),
         })
     }
 
@@ -162,6 +179,39 @@ impl DevCluster {
         self.shared.store.lock().expect("store lock").compact();
     }
 
+    /// Makes matching requests fail (see [`Fault`]); the handle counts how often it struck.
+    pub fn inject(&self, fault: Fault) -> FaultHandle {
+        self.shared.faults.inject(fault).1
+    }
+
+    /// Removes every injected fault.
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear();
+    }
+
+    /// Every watch event is delivered after base + uniform(0..jitter), order per watch kept.
+    /// Zero and zero turns the delay off. Applies to open watches too.
+    pub fn set_watch_delay(&self, base: Duration, jitter: Duration) {
+        self.shared.lag.set_watch_delay(base, jitter);
+    }
+
+    /// Lists and gets with resourceVersion=0 (what kube-runtime's watcher sends on (re)list) are
+    /// served from the state as it was `lag` ago, as a lagging watch cache serves them; `None`
+    /// turns it off. Reads without a resourceVersion stay consistent.
+    pub fn set_stale_reads(&self, stale: Option<StaleReads>) {
+        self.shared.lag.set_stale_reads(stale);
+    }
+
+    /// Ends every open watch so clients relist, as an API server restart does: resuming from a
+    /// resourceVersion older than now gets 410 Gone. Paged lists keep working.
+    pub fn close_watches(&self) {
+        self.shared
+            .store
+            .lock()
+            .expect("store lock")
+            .restart_watches();
+    }
+
     /// The current cluster-wide resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.store.lock().expect("store lock").current_rv()
@@ -180,6 +230,9 @@ impl DevCluster {
         }
         if let Some(s) = self.saver.take() {
             let _ = s.await;
+        }
+        if let Some(g) = self.gc.take() {
+            let _ = g.await;
         }
         if let Some(dir) = &self.data_dir {
             let mut saved = u64::MAX;

@@ -98,20 +98,6 @@ pub fn random_suffix() -> String {
         .collect()
 }
 
-/// A DNS-1123 subdomain check, the rule most object names follow.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        })
-}
-
 /// The object without metadata and status: what `generation` tracks.
 pub fn spec_part(obj: &Value) -> Value {
     let mut v = obj.clone();

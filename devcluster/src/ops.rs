@@ -3,12 +3,12 @@
 //! namespace lifecycle, owner-reference garbage collection and CRD registration.
 
 use crate::delete::finish_delete;
-pub use crate::delete::{DeleteOpts, delete, sweep_namespaces};
+pub use crate::delete::{DeleteOpts, Propagation, delete, sweep_namespaces};
 use crate::meta;
 use crate::registry::{Flavor, ResourceType};
 use crate::status::{ApiError, ApiResult};
 use crate::store::{Key, Store};
-use crate::{crd, events};
+use crate::{crd, events, validate};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -154,20 +154,7 @@ pub fn create(
         md.remove("generation");
     }
     let name = meta::name(&obj).to_string();
-    if !meta::valid_name(&name) {
-        return Err(ApiError::invalid(
-            &rt.kind,
-            &rt.group,
-            &name,
-            vec![(
-                "FieldValueInvalid".into(),
-                "metadata.name".into(),
-                format!(
-                    "Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
-                ),
-            )],
-        ));
-    }
+    let meta_warnings = validate::check_object_meta(rt, &obj)?;
     let key: Key = (meta::namespace(&obj).to_string(), name.clone());
     if store.get(&rt.storage, &key).is_some() {
         return Err(ApiError::already_exists(&rt.plural, &rt.group, &name));
@@ -190,7 +177,8 @@ pub fn create(
         Flavor::Secret => normalize_secret(&mut obj),
         _ => {}
     }
-    let warnings = admit(rt, &mut obj, None, opts)?;
+    let mut warnings = admit(rt, &mut obj, None, opts)?;
+    warnings.extend(meta_warnings);
     if opts.dry_run {
         return Ok(Written {
             object: Arc::new(obj),
@@ -302,7 +290,11 @@ pub fn update(
         Flavor::Secret => normalize_secret(&mut obj),
         _ => {}
     }
-    let warnings = admit(rt, &mut obj, Some(&old), opts)?;
+    let mut warnings = admit(rt, &mut obj, Some(&old), opts)?;
+    let meta_warnings = validate::check_object_meta(rt, &obj)?;
+    if meta::finalizers(&obj) != meta::finalizers(&old) {
+        warnings.extend(meta_warnings);
+    }
     meta::metadata_mut(&mut obj).insert(
         "resourceVersion".into(),
         json!(meta::resource_version(&old)),

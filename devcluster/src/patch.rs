@@ -1,14 +1,10 @@
 //! Patch types: JSON merge patch (RFC 7386), JSON patch (RFC 6902), strategic merge patch
 //! (applied as a merge patch after dropping its `$` directives, since devcluster knows no
-//! per-field strategies), and server-side apply.
-//!
-//! Server-side apply is approximated per field manager: the set of fields a manager applied last
-//! time is kept in `metadata.managedFields`; fields it applied before and omits now are removed,
-//! then the new configuration is merged in (lists replaced whole). Conflicts between managers
-//! are not detected — `force` is accepted and every apply wins.
+//! per-field strategies of built-in kinds), and server-side apply (see [`crate::ssa`] for field
+//! ownership, conflicts and list merging).
 
 use crate::status::{ApiError, ApiResult};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 pub fn merge_patch(target: &mut Value, patch: &Value) {
     match patch {
@@ -168,104 +164,10 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// The `fieldsV1` set of an applied configuration: maps recurse, everything else is a leaf.
-pub fn field_set(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut out = Map::new();
-            for (k, child) in m {
-                out.insert(format!("f:{k}"), field_set(child));
-            }
-            Value::Object(out)
-        }
-        _ => json!({}),
-    }
-}
-
-/// Removes from `live` the fields in `old_set` that are missing from `new_set`.
-fn remove_dropped(live: &mut Value, old_set: &Value, new_set: &Value) {
-    let (Some(old), Some(live_map)) = (old_set.as_object(), live.as_object_mut()) else {
-        return;
-    };
-    for (fk, old_child) in old {
-        let Some(k) = fk.strip_prefix("f:") else {
-            continue;
-        };
-        match new_set.get(fk) {
-            None => {
-                live_map.remove(k);
-            }
-            Some(new_child) => {
-                if let Some(l) = live_map.get_mut(k) {
-                    remove_dropped(l, old_child, new_child);
-                }
-            }
-        }
-    }
-}
-
-/// Applies `config` for `manager` onto `live` (None: create). `subresource` is "" or "status".
-pub fn apply(live: Option<&Value>, config: &Value, manager: &str, subresource: &str) -> Value {
-    let mut cfg = config.clone();
-    if let Some(md) = cfg.get_mut("metadata").and_then(Value::as_object_mut) {
-        md.remove("managedFields");
-        md.remove("resourceVersion");
-    }
-    let new_set = field_set(&cfg);
-    let mut out = live.cloned().unwrap_or_else(|| json!({}));
-    let mut entries: Vec<Value> = out
-        .pointer("/metadata/managedFields")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let same = |e: &Value| {
-        e.get("manager").and_then(Value::as_str) == Some(manager)
-            && e.get("operation").and_then(Value::as_str) == Some("Apply")
-            && e.get("subresource").and_then(Value::as_str).unwrap_or("") == subresource
-    };
-    if let Some(prev) = entries.iter().find(|e| same(e)) {
-        let old_set = prev.get("fieldsV1").cloned().unwrap_or_default();
-        remove_dropped(&mut out, &old_set, &new_set);
-    }
-    merge_apply(&mut out, &cfg);
-    entries.retain(|e| !same(e));
-    let mut entry = json!({
-        "manager": manager,
-        "operation": "Apply",
-        "apiVersion": cfg.get("apiVersion").cloned().unwrap_or(Value::Null),
-        "time": crate::meta::now_rfc3339(),
-        "fieldsType": "FieldsV1",
-        "fieldsV1": new_set,
-    });
-    if !subresource.is_empty() {
-        entry["subresource"] = json!(subresource);
-    }
-    entries.push(entry);
-    crate::meta::metadata_mut(&mut out).insert("managedFields".into(), Value::Array(entries));
-    out
-}
-
-/// Like a merge patch, but an applied `null` means "no opinion", not "delete".
-fn merge_apply(target: &mut Value, cfg: &Value) {
-    match cfg {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = Value::Object(Map::new());
-            }
-            let t = target.as_object_mut().expect("object");
-            for (k, v) in p {
-                if !v.is_null() {
-                    merge_apply(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn json_patch_ops() {
@@ -279,14 +181,5 @@ mod tests {
         ]);
         json_patch(&mut d, &ops).unwrap();
         assert_eq!(d, json!({"a": [2, 3], "b": {"c": 2}, "d": {"c": 2}}));
-    }
-
-    #[test]
-    fn apply_removes_fields_the_manager_stopped_applying() {
-        let first = apply(None, &json!({"spec": {"a": 1, "b": 2}}), "m", "");
-        let second = apply(Some(&first), &json!({"spec": {"a": 1}}), "m", "");
-        assert_eq!(second["spec"], json!({"a": 1}));
-        let other = apply(Some(&second), &json!({"spec": {"c": 3}}), "n", "");
-        assert_eq!(other["spec"], json!({"a": 1, "c": 3}));
     }
 }

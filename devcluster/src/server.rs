@@ -3,6 +3,7 @@
 //! the legacy `/watch/` prefix, cluster-scoped forms).
 
 use crate::discovery;
+use crate::faults::{self, FaultStage, Faults, Lag, RequestInfo};
 use crate::handlers;
 use crate::openapi;
 use crate::registry::ResourceType;
@@ -21,6 +22,21 @@ pub struct Shared {
     pub store: Mutex<Store>,
     /// `host:port` the server listens on, for discovery's serverAddressByClientCIDRs.
     pub address: String,
+    /// Injected faults (see [`crate::faults`]).
+    pub faults: Faults,
+    /// Watch delay and stale reads.
+    pub lag: Lag,
+}
+
+impl Shared {
+    pub fn new(store: Store, address: String) -> Shared {
+        Shared {
+            store: Mutex::new(store),
+            address,
+            faults: Faults::default(),
+            lag: Lag::default(),
+        }
+    }
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -115,6 +131,11 @@ async fn dispatch(
         )
         .into_response(),
     };
+    if let ["devcluster", "v1", rest @ ..] = segs.as_slice()
+        && let Some(resp) = faults::control(&shared, &method, rest, &body)
+    {
+        return resp;
+    }
     match segs.as_slice() {
         ["version"] => return json_response(StatusCode::OK, &discovery::version()),
         ["healthz"] | ["readyz"] | ["livez"] => return "ok".into_response(),
@@ -191,8 +212,37 @@ async fn dispatch(
         query,
         headers,
     };
+    let verb = match (&method, req.name.is_some(), req.watch) {
+        (&Method::GET, _, true) => "watch",
+        (&Method::GET, false, false) => "list",
+        (&Method::GET, true, false) => "get",
+        (&Method::POST, ..) => "create",
+        (&Method::PUT, ..) => "update",
+        (&Method::PATCH, ..) => "patch",
+        (&Method::DELETE, true, _) => "delete",
+        (&Method::DELETE, false, _) => "deletecollection",
+        _ => "",
+    };
+    let info = RequestInfo {
+        verb,
+        resource: &req.rt.plural,
+        subresource: req.subresource.as_deref().unwrap_or_default(),
+        namespace: req.namespace.as_deref().unwrap_or_default(),
+        name: req.name.as_deref().unwrap_or_default(),
+    };
+    if let Some(f) = shared.faults.take(&info, FaultStage::BeforeCommit) {
+        tracing::debug!(verb, resource = %req.rt.plural, "injected fault before commit");
+        return faults::respond(&f);
+    }
+    let after_commit = shared.faults.armed(&info, FaultStage::AfterCommit);
     let result = match (&method, req.name.is_some(), req.watch) {
-        (&Method::GET, _, true) => return handlers::watch(&shared, req),
+        (&Method::GET, _, true) => {
+            let end_with = shared
+                .faults
+                .take(&info, FaultStage::AfterCommit)
+                .map(|f| faults::status_body(&f));
+            return handlers::watch(&shared, req, end_with);
+        }
         (&Method::GET, false, false) => handlers::list(&shared, &req),
         (&Method::GET, true, false) => handlers::get(&shared, &req),
         (&Method::POST, false, _) => handlers::create(&shared, &req, &body),
@@ -207,7 +257,16 @@ async fn dispatch(
         )),
     };
     match result {
-        Ok(resp) => resp,
+        Ok(resp) => {
+            if after_commit
+                && resp.status().is_success()
+                && let Some(f) = shared.faults.take(&info, FaultStage::AfterCommit)
+            {
+                tracing::debug!(verb, "injected fault after commit: the response is lost");
+                return faults::respond(&f);
+            }
+            resp
+        }
         Err(e) => {
             tracing::debug!(code = e.code, message = %e.message, "request failed");
             e.into_response()

@@ -90,8 +90,13 @@ impl ApiError {
             .iter()
             .map(|(_, field, msg)| format!("{field}: {msg}"))
             .collect();
+        let qualified_kind = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         let message = format!(
-            "{kind}.{group} \"{name}\" is invalid: {}",
+            "{qualified_kind} \"{name}\" is invalid: {}",
             join_causes(&summary)
         );
         let causes: Vec<Value> = causes

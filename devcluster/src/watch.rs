@@ -24,6 +24,8 @@ pub struct WatchSpec {
     pub bookmarks: bool,
     pub send_initial_events: bool,
     pub timeout: Duration,
+    /// An injected fault: end the watch with this Status after its initial events.
+    pub end_with: Option<Value>,
 }
 
 fn line(kind: &str, object: &Value) -> Bytes {
@@ -49,6 +51,25 @@ pub fn start(
     spec: WatchSpec,
 ) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + use<> {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
+    // Events go through a delay line (see `DevCluster::set_watch_delay`): each is due at
+    // now + delay, but never before the one ahead of it, so order is kept.
+    let (delay_tx, mut delay_rx) = mpsc::unbounded_channel::<(tokio::time::Instant, Bytes)>();
+    let out = tx.clone();
+    tokio::spawn(async move {
+        while let Some((due, chunk)) = delay_rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if out.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let shared_lag = shared.clone();
+    let mut last_due = tokio::time::Instant::now();
+    let mut deliver = move |chunk: Bytes| -> bool {
+        let due = (tokio::time::Instant::now() + shared_lag.lag.next_watch_delay()).max(last_due);
+        last_due = due;
+        delay_tx.send((due, chunk)).is_ok()
+    };
     let mut initial: Vec<Bytes> = vec![];
     let mut expired = false;
     let (mut rx_notice, start_rv) = {
@@ -78,7 +99,7 @@ pub fn start(
             }
             Some(rv) => match store.history_after(rv) {
                 None => {
-                    initial.push(gone(rv, current));
+                    initial.push(gone(rv, store.oldest_watchable()));
                     expired = true;
                 }
                 Some(records) => {
@@ -99,11 +120,15 @@ pub fn start(
     };
     tokio::spawn(async move {
         for chunk in initial {
-            if tx.send(chunk).await.is_err() {
+            if !deliver(chunk) {
                 return;
             }
         }
         if expired {
+            return;
+        }
+        if let Some(status) = &spec.end_with {
+            deliver(line("ERROR", status));
             return;
         }
         let deadline = tokio::time::Instant::now() + spec.timeout;
@@ -114,7 +139,7 @@ pub fn start(
             let chunk = tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => {
                     if spec.bookmarks {
-                        let _ = tx.send(bookmark(&spec.bookmark, last_rv)).await;
+                        deliver(bookmark(&spec.bookmark, last_rv));
                     }
                     return;
                 }
@@ -139,12 +164,12 @@ pub fn start(
                     Ok(Notice::CloseAll) | Err(broadcast::error::RecvError::Closed) => return,
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // This watch fell too far behind to be served in order: make it re-list.
-                        let _ = tx.send(gone(last_rv, last_rv)).await;
+                        deliver(gone(last_rv, last_rv));
                         return;
                     }
                 },
             };
-            if tx.send(chunk).await.is_err() {
+            if !deliver(chunk) {
                 return;
             }
         }

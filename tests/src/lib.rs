@@ -239,6 +239,17 @@ impl TestCluster {
                 .await?;
         Ok(kube::Client::try_from(config)?)
     }
+
+    /// A `kube::Client` that does not retry 429/503/504 by itself (kube's default client does,
+    /// up to 15 times), so a test sees every answer the server gives.
+    pub async fn client_without_retries(&self) -> anyhow::Result<kube::Client> {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        let mut config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?;
+        config.default_retry = false;
+        Ok(kube::Client::try_from(config)?)
+    }
 }
 
 /// Polls `check` until it returns `Some`, or fails after `timeout` with `what`.
