@@ -15,41 +15,59 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use tend::context::Clock;
 
-/// A clock that runs with real time plus an offset the test moves with [`TestClock::set`].
+/// A clock the test moves with [`TestClock::set`]: either running with real time from where it
+/// was set ([`TestClock::new`], for durations such as RTOs), or standing still
+/// ([`TestClock::frozen`], for exact times such as backup ids).
 #[derive(Clone)]
 pub struct TestClock {
-    offset_micros: Arc<AtomicI64>,
+    /// Running: offset from the real time. Frozen: the time itself.
+    micros: Arc<AtomicI64>,
+    frozen: bool,
 }
 
 impl TestClock {
-    /// A clock that reads `at` now, and the controller's [`Clock`] that follows it.
+    /// A clock that reads `at` now and runs on, and the controller's [`Clock`] that follows it.
     pub fn new(at: Timestamp) -> (Self, Clock) {
+        Self::start(at, false)
+    }
+
+    /// A clock that reads `at` until it is set again.
+    pub fn frozen(at: Timestamp) -> (Self, Clock) {
+        Self::start(at, true)
+    }
+
+    fn start(at: Timestamp, frozen: bool) -> (Self, Clock) {
         let test_clock = TestClock {
-            offset_micros: Arc::new(AtomicI64::new(0)),
+            micros: Arc::new(AtomicI64::new(0)),
+            frozen,
         };
         test_clock.set(at);
-        let offset = test_clock.offset_micros.clone();
+        let micros = test_clock.micros.clone();
         let clock = Clock::from_fn(move || {
-            let micros = Timestamp::now().as_microsecond() + offset.load(Ordering::SeqCst);
-            Timestamp::from_microsecond(micros).expect("test clock within jiff's range")
+            let mut at = micros.load(Ordering::SeqCst);
+            if !frozen {
+                at += Timestamp::now().as_microsecond();
+            }
+            Timestamp::from_microsecond(at).expect("test clock within jiff's range")
         });
         (test_clock, clock)
     }
 
-    /// From now on the clock reads `at` (and runs on from there).
+    /// From now on the clock reads `at` (and, unless frozen, runs on from there).
     pub fn set(&self, at: Timestamp) {
-        self.offset_micros.store(
-            at.as_microsecond() - Timestamp::now().as_microsecond(),
-            Ordering::SeqCst,
-        );
+        let value = if self.frozen {
+            at.as_microsecond()
+        } else {
+            at.as_microsecond() - Timestamp::now().as_microsecond()
+        };
+        self.micros.store(value, Ordering::SeqCst);
     }
 }
 
 impl TestClock {
     /// Moves the clock `seconds` ahead.
     pub fn advance(&self, seconds: i64) {
-        self.offset_micros
-            .fetch_add(seconds * 1_000_000, Ordering::SeqCst);
+        self.micros.fetch_add(seconds * 1_000_000, Ordering::SeqCst);
     }
 }
 
@@ -105,5 +123,13 @@ mod tests {
         assert!((clock.now() - target).get_seconds().abs() < 5);
         test_clock.set(days_after(target, 1));
         assert!((clock.now() - days_after(target, 1)).get_seconds().abs() < 5);
+
+        // A frozen clock keeps microseconds, as the controller's times do.
+        let target = Timestamp::from_microsecond(target.as_microsecond()).unwrap();
+        let (frozen, clock) = TestClock::frozen(target);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(clock.now(), target);
+        frozen.advance(60);
+        assert_eq!(clock.now(), target + 1.minute());
     }
 }

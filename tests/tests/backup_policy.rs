@@ -144,7 +144,7 @@ spec:
     // whatever the date: Tue..Sun, Mon..Sun, Mon..Wed.
     let first = next_weekday_at(Weekday::Tuesday, Time::constant(2, 0, 30, 0));
     let day_at = |day: i64| days_after(first, day - 1);
-    let (test_clock, clock) = TestClock::new(first);
+    let (test_clock, clock) = TestClock::frozen(first);
     let mut config = RunConfig::new(format!("127.0.0.1:{}", free_port()).parse()?);
     config.clock = clock;
     let client = c.client().await?;

@@ -367,6 +367,11 @@ pub async fn operate(
     }
     let mut started = None;
     if let Some(trigger) = decision.run {
+        // A run is started only from the API server's current copy: a lagging watch may still
+        // hand over a policy that is being deleted, or one whose last run is not visible yet.
+        if let Err(stale) = confirm_current(policy, ctx).await {
+            return stale;
+        }
         match &trigger {
             Trigger::Schedule { due } => status.last_schedule_time = Some(Time(*due)),
             Trigger::Manual { request } => status.last_manual_request = Some(request.clone()),

@@ -350,9 +350,10 @@ pub async fn operate(
         Poll::Claimed { started } => {
             // Durable: the object shows this process's claim (its start time), not only some
             // `Running` — a stale copy may have hidden an older claim of a stopped controller.
+            // (metav1.Time keeps whole seconds.)
             let durable = request.status.as_ref().is_some_and(|s| {
                 s.phase == Some(RestorePhase::Running)
-                    && s.start_time.as_ref().map(|t| t.0) == Some(started)
+                    && s.start_time.as_ref().map(|t| t.0.as_second()) == Some(started.as_second())
             });
             if durable {
                 start(request, ctx, &key);
@@ -402,6 +403,11 @@ pub async fn operate(
                 );
                 verdict.requeue_after = Some(PROGRESS_INTERVAL);
                 return verdict;
+            }
+            // Only the API server's current copy may be claimed (a stale one may hide that the
+            // request already finished, or is being deleted).
+            if let Err(stale) = confirm_current(request, ctx).await {
+                return stale;
             }
             // Claim: the status written after this step is the durable record of the start.
             status.phase = Some(RestorePhase::Running);
