@@ -179,6 +179,9 @@ pub async fn confirm_current<K: TendKind>(obj: &K, ctx: &Context) -> Result<(), 
     }
 }
 
+/// How soon a reconcile that failed (the API server refused or failed a request) runs again.
+/// Short, because a lost status write leaves a finished run waiting to be recorded.
+const ERROR_RETRY: Duration = Duration::from_secs(3);
 /// How soon a reconcile that saw a stale copy of its object runs again.
 const STALE_RETRY: Duration = Duration::from_millis(500);
 /// Even with nothing due, objects are rechecked this often (references may have been deleted).
@@ -229,7 +232,7 @@ pub fn error_policy<K: TendKind>(
         return Action::requeue(STALE_RETRY);
     }
     tracing::warn!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(10))
+    Action::requeue(ERROR_RETRY)
 }
 
 async fn report_unreadable<K: TendKind>(invalid: &InvalidObject, ctx: &Context) -> Result<Action> {
