@@ -99,11 +99,12 @@ if [ $# -eq 0 ]; then
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --locked --no-fail-fast -E '
             (package(tend) & kind(lib)) | (package(tend-crds) & kind(lib)) | (package(tend-backup) & kind(lib))
-            | (package(tend-e2e) & (binary(alert_remediation) | binary(apiserver_faults)
-               | test(/scheduled_backups_over_sixteen_days|drills_run_on_schedule/)))'
+            | (package(tend-e2e) & (binary(alert_remediation)
+               | test(/scheduled_backups_over_sixteen_days|drills_run_on_schedule|drills_pass_despite/)))'
     else
         cargo test --locked --no-fail-fast -p tend -p tend-crds -p tend-backup --lib
-        cargo test --locked --no-fail-fast -p tend-e2e --test alert_remediation --test apiserver_faults
+        cargo test --locked --no-fail-fast -p tend-e2e --test alert_remediation
+        cargo test --locked --no-fail-fast -p tend-e2e --test apiserver_faults drills_pass_despite
         cargo test --locked --no-fail-fast -p tend-e2e --test backup_policy scheduled_backups_over_sixteen_days
         cargo test --locked --no-fail-fast -p tend-e2e --test restore_request drills_run_on_schedule
     fi
