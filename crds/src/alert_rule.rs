@@ -22,7 +22,7 @@ use crate::types::{
     kind = "AlertRule",
     namespaced,
     status = "AlertRuleStatus",
-    shortname = "ar",
+    shortname = "arule",
     category = "tend",
     doc = "A monitored signal (HTTP probe, metrics scrape, Prometheus query or PostgreSQL probe) with a threshold, notification routes, incident creation and optional remediation.",
     printcolumn(name = "Severity", type_ = "string", json_path = ".spec.severity"),

@@ -16,7 +16,7 @@ use crate::types::{Duration, NotificationRoute};
     kind = "EscalationPolicy",
     namespaced,
     status = "EscalationPolicyStatus",
-    shortname = "ep",
+    shortname = "escpol",
     category = "tend",
     doc = "Ordered escalation levels (L1, L2, L3...): each notifies its targets and waits for an acknowledgement before escalating.",
     printcolumn(name = "Levels", type_ = "integer", json_path = ".status.levels"),

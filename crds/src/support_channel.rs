@@ -18,7 +18,7 @@ use crate::types::{AppRef, Duration, NotificationRoute};
     kind = "SupportChannel",
     namespaced,
     status = "SupportChannelStatus",
-    shortname = "sc",
+    shortname = "supch",
     category = "tend",
     doc = "Help button, FAQ, guides, troubleshooting, inquiry and feedback forms and the NPS survey of an app, published through its ops API; reports inquiry SLA and NPS.",
     printcolumn(
