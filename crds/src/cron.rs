@@ -225,6 +225,9 @@ fn number_range_regex(low: u32, high: u32) -> String {
 impl Schedule {
     /// Parses a cron expression. Errors name the field and the offending text.
     pub fn parse(expression: &str) -> Result<Schedule, String> {
+        if expression.chars().count() > MAX_LENGTH as usize {
+            return Err(format!("longer than {MAX_LENGTH} characters"));
+        }
         let expanded = if expression.starts_with('@') {
             MACROS
                 .iter()
@@ -526,6 +529,10 @@ mod tests {
             (" 0 2 * * *", "leading or trailing spaces"),
             ("0\t2 * * *", "found 4 words"),
             ("* * * * sat-sun", "range 6-0 is backwards"),
+            (
+                &format!("{} * * * *", ["0"; 50].join(",")),
+                "longer than 100 characters",
+            ),
         ] {
             let err = Schedule::parse(expr).unwrap_err();
             assert!(err.contains(needle), "{expr}: {err}");

@@ -223,6 +223,9 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     if text.is_empty() {
         return Err("empty duration".into());
     }
+    if text.chars().count() > DURATION_MAX_LENGTH as usize {
+        return Err(format!("longer than {DURATION_MAX_LENGTH} characters"));
+    }
     if text == "0" {
         return Ok(std::time::Duration::ZERO);
     }

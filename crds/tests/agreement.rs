@@ -44,7 +44,12 @@ where
 {
     let causes = schema.admit(&mut doc, None).causes;
     let admission = causes.iter().any(|c| c.field == field);
-    let others: Vec<_> = causes.iter().filter(|c| c.field != field).collect();
+    // A too-long value keeps the CEL rules from running; the apiserver says so in one more
+    // cause without a field.
+    let others: Vec<_> = causes
+        .iter()
+        .filter(|c| c.field != field && !c.message.contains("rules were not checked"))
+        .collect();
     assert!(others.is_empty(), "unexpected causes {others:?}");
     let typed: T = serde_json::from_value(doc).expect("deserializes");
     let validation = typed.errors().iter().any(|e| e.field == field);
@@ -136,7 +141,14 @@ fn cron_schedules_are_judged_alike() {
         "1- * * * *",
         "*/ * * * *",
     ];
-    let all: Vec<&str> = valid.iter().chain(invalid.iter()).copied().collect();
+    // Longer than the schema's maxLength of 100 (and a valid schedule otherwise).
+    let long = format!("{} * * * *", ["0"; 50].join(","));
+    let all: Vec<&str> = valid
+        .iter()
+        .chain(invalid.iter())
+        .copied()
+        .chain([long.as_str()])
+        .collect();
     check_backup_policy_field("spec.schedule", "schedule", &all, &valid);
 }
 
@@ -187,6 +199,7 @@ fn durations_are_judged_alike() {
         "99999999999999999999h",
         "",
         "1H",
+        "1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1h1",
     ];
     let all: Vec<&str> = valid
         .iter()
