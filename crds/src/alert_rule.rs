@@ -11,7 +11,8 @@ use crate::conditions::Condition;
 use crate::references::{Reference, References, route_references};
 use crate::restore_request::RestoreRequestSpec;
 use crate::types::{
-    Duration, LocalObjectRef, NotificationRoute, PublicNotice, SecretRef, Severity,
+    Duration, LocalObjectRef, NotificationRoute, PublicNotice, SecretRef, Severity, duration_rule,
+    min_duration,
 };
 
 /// Evaluate a signal on an interval; notify, open an incident and remediate when it breaches.
@@ -22,7 +23,7 @@ use crate::types::{
     kind = "AlertRule",
     namespaced,
     status = "AlertRuleStatus",
-    shortname = "ar",
+    shortname = "arule",
     category = "tend",
     doc = "A monitored signal (HTTP probe, metrics scrape, Prometheus query or PostgreSQL probe) with a threshold, notification routes, incident creation and optional remediation.",
     printcolumn(name = "Severity", type_ = "string", json_path = ".spec.severity"),
@@ -51,12 +52,14 @@ pub struct AlertRuleSpec {
     pub source: AlertSource,
     /// How often to evaluate. Defaults to `30s`.
     #[serde(default = "default_interval")]
+    #[x_kube(validation = duration_rule(min_duration::SECOND))]
     pub interval: Duration,
     /// When the rule fires: `value <operator> threshold`.
     pub condition: Threshold,
     /// How long the condition must hold before the rule fires (Pending until then). Defaults
     /// to `0s`.
     #[serde(default = "default_for", rename = "for")]
+    #[x_kube(validation = duration_rule(min_duration::ZERO))]
     pub for_: Duration,
     /// Severity of the alert and of incidents it opens. Defaults to `warning`.
     #[serde(default)]
@@ -79,6 +82,7 @@ pub struct AlertRuleSpec {
     pub routes: Vec<NotificationRoute>,
     /// Re-send notifications this often while firing. Defaults to `4h`.
     #[serde(default = "default_repeat_interval")]
+    #[x_kube(validation = duration_rule(min_duration::MINUTE))]
     pub repeat_interval: Duration,
     /// Open an IncidentRecord when the rule fires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +137,7 @@ pub struct HttpProbe {
     pub method: HttpMethod,
     /// Give up after this long (counts as a failure). Defaults to `10s`.
     #[serde(default = "default_probe_timeout")]
+    #[x_kube(validation = duration_rule(min_duration::PROBE_TIMEOUT))]
     pub timeout: Duration,
     /// Status codes that count as success. Defaults to any 2xx.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -206,6 +211,7 @@ pub struct MetricsScrape {
     pub aggregation: Aggregation,
     /// Time window for rate, increase, errorRatio and quantile (tend keeps the samples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = duration_rule(min_duration::SECOND))]
     pub window: Option<Duration>,
     /// For `errorRatio`: extra labels that select the error series, e.g. `{status: "5xx"}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -266,6 +272,7 @@ pub struct PostgresProbe {
     pub measure: PostgresMeasure,
     /// Give up after this long (counts as down). Defaults to `10s`.
     #[serde(default = "default_probe_timeout")]
+    #[x_kube(validation = duration_rule(min_duration::PROBE_TIMEOUT))]
     pub timeout: Duration,
 }
 

@@ -10,6 +10,7 @@ use crate::references::{Reference, References};
 use crate::restore_request::{ComponentResult, RestoreCheck, ScratchTarget};
 use crate::types::{
     AppRef, CronSchedule, Duration, SecretKeyRef, SecretRef, StorageLocation, TimeZone,
+    duration_rule, min_duration,
 };
 
 /// Scheduled, verifiable backups of an application's database, objects (photos) and config.
@@ -71,6 +72,7 @@ pub struct BackupPolicySpec {
     /// A scheduled run missed by less than this (controller down, leader change) still runs
     /// once; older missed runs are skipped and reported. Defaults to `1h`.
     #[serde(default = "default_starting_deadline")]
+    #[x_kube(validation = duration_rule(min_duration::SECOND))]
     pub starting_deadline: Duration,
     /// The application's ops API; required for SQLite snapshots and app settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,10 +225,12 @@ pub struct Objectives {
     /// Recovery point objective: the newest restore point must never be older than this
     /// (condition `RPOMet`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = duration_rule(min_duration::MINUTE))]
     pub rpo: Option<Duration>,
     /// Recovery time objective: a drill must restore and verify within this (condition
     /// `RTOMet`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = duration_rule(min_duration::SECOND))]
     pub rto: Option<Duration>,
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::conditions::Condition;
 use crate::references::{Reference, References, route_references};
-use crate::types::{Duration, NotificationRoute};
+use crate::types::{Duration, NotificationRoute, duration_rule, min_duration};
 
 /// Ordered escalation levels with acknowledgement timeouts.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -16,7 +16,7 @@ use crate::types::{Duration, NotificationRoute};
     kind = "EscalationPolicy",
     namespaced,
     status = "EscalationPolicyStatus",
-    shortname = "ep",
+    shortname = "escpol",
     category = "tend",
     doc = "Ordered escalation levels (L1, L2, L3...): each notifies its targets and waits for an acknowledgement before escalating.",
     printcolumn(name = "Levels", type_ = "integer", json_path = ".status.levels"),
@@ -56,6 +56,7 @@ pub struct EscalationLevel {
     #[schemars(length(min = 1, max = 20))]
     pub targets: Vec<NotificationRoute>,
     /// How long to wait for an acknowledgement before escalating, e.g. `15m`.
+    #[x_kube(validation = duration_rule(min_duration::MINUTE))]
     pub ack_timeout: Duration,
 }
 

@@ -9,6 +9,7 @@ use crate::conditions::Condition;
 use crate::references::{Reference, References, route_references};
 use crate::types::{
     AppRef, CronSchedule, Duration, NotificationRoute, Severity, StorageLocation, TimeZone,
+    duration_rule, min_duration,
 };
 
 /// Log retention, archive, access and audit rules for an app.
@@ -108,6 +109,7 @@ pub struct LogCategories {
 pub struct CategoryRetention {
     /// Keep entries this long. Defaults to `2160h` (90 days).
     #[serde(default = "default_retention")]
+    #[x_kube(validation = duration_rule(min_duration::HOUR))]
     pub retention: Duration,
     /// Archive entries before deleting them. Defaults to true.
     #[serde(default = "default_true")]
@@ -203,6 +205,7 @@ pub struct AuditRule {
     pub threshold: u32,
     /// For `authFailureBurst`: the window. Defaults to `10m`.
     #[serde(default = "default_window")]
+    #[x_kube(validation = duration_rule(min_duration::MINUTE))]
     pub window: Duration,
     /// For `offHoursAdminAccess`: the office hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::conditions::Condition;
 use crate::references::{Reference, References, route_references};
-use crate::types::{AppRef, Duration, NotificationRoute};
+use crate::types::{AppRef, Duration, NotificationRoute, duration_rule, min_duration};
 
 /// Help content, support forms and the NPS survey of an app, declared in Git.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -18,7 +18,7 @@ use crate::types::{AppRef, Duration, NotificationRoute};
     kind = "SupportChannel",
     namespaced,
     status = "SupportChannelStatus",
-    shortname = "sc",
+    shortname = "supch",
     category = "tend",
     doc = "Help button, FAQ, guides, troubleshooting, inquiry and feedback forms and the NPS survey of an app, published through its ops API; reports inquiry SLA and NPS.",
     printcolumn(
@@ -173,6 +173,7 @@ pub struct InquiryForm {
     /// Staff should first answer within this; older unanswered inquiries count as overdue.
     /// Defaults to `24h`.
     #[serde(default = "default_sla")]
+    #[x_kube(validation = duration_rule(min_duration::MINUTE))]
     pub first_response_sla: Duration,
     /// Allow a screenshot attachment.
     #[serde(default = "default_true")]
@@ -235,6 +236,7 @@ pub struct NpsSurvey {
     pub enabled: bool,
     /// Ask one user at most once per this interval. Defaults to `2160h` (90 days).
     #[serde(default = "default_nps_interval")]
+    #[x_kube(validation = duration_rule(min_duration::HOUR))]
     pub interval: Duration,
     /// The question. Defaults to the standard NPS question.
     #[serde(default = "default_nps_question")]

@@ -1,26 +1,109 @@
-//! Small value types shared by every kind: durations, cron schedules, time zones, references.
+//! Small value types shared by every kind: durations, cron schedules, time zones, e-mail
+//! addresses, references.
 //!
 //! They are transparent strings on the wire so that a value the apiserver let through (or an
-//! object written by a newer tend) never breaks deserialization in the controller's watcher; the
-//! schema carries a pattern for admission, and [`crate::validation`] parses them properly.
+//! object written by a newer tend) never breaks deserialization in the controller's watcher.
+//! Their schemas carry everything that can be checked without the cluster — the duration
+//! grammar and bounds, cron fields and ranges, the IANA zone names, the e-mail shape — as
+//! patterns and CEL rules, so `kubectl apply` refuses a bad value naming the field; and
+//! [`crate::validation`] checks the same things with the same definitions, for objects that
+//! bypassed admission.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
+use kube::core::{Message, Rule};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
-/// Go-style duration pattern (`90s`, `15m`, `1h30m`, `2160h`), as `metav1.Duration` accepts.
-pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+/// Go-style duration (`0`, `90s`, `15m`, `1h30m`, `2160h`, `1.5h`, `250ms`): what
+/// `time.ParseDuration` and CEL's `duration()` both read. `µs` is left out: CEL
+/// implementations disagree on it, and no tend duration is that short.
+pub const DURATION_PATTERN: &str = r"^(0|([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+)$";
 
-/// Five-field cron expression or one of the `@` macros. Field ranges are checked by
-/// [`crate::validation`], which the reconciler runs too.
-pub const CRON_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*?/,#L-]+( +[0-9A-Za-z*?/,#L-]+){4})$";
+/// The longest duration tend accepts anywhere (100 years).
+pub const DURATION_MAX: &str = "876000h";
 
-/// IANA time zone name shape (`UTC`, `Asia/Tokyo`, `America/Argentina/Buenos_Aires`).
-pub const TIME_ZONE_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$";
+/// The shortest values duration fields accept, shared by their admission rules
+/// ([`duration_rule`]) and [`crate::validation`].
+pub mod min_duration {
+    /// `for`: zero means "fire at once".
+    pub const ZERO: &str = "0s";
+    /// Probe timeouts.
+    pub const PROBE_TIMEOUT: &str = "100ms";
+    pub const SECOND: &str = "1s";
+    pub const MINUTE: &str = "1m";
+    pub const HOUR: &str = "1h";
+}
+
+/// Longest duration text; keeps the CEL cost of the duration rules small and fixed.
+const DURATION_MAX_LENGTH: u32 = 64;
+
+/// The CEL rule a duration field carries: at least `min` (a duration literal such as `1s`),
+/// at most [`DURATION_MAX`]. It only runs on text that matches [`DURATION_PATTERN`], so a
+/// malformed value gets the pattern's error alone. [`crate::validation`] enforces the same
+/// bounds from the same `min`.
+pub fn duration_rule(min: &str) -> Rule {
+    Rule::new(format!(
+        "!self.matches('{DURATION_PATTERN}') || (duration(self) >= duration('{min}') && duration(self) <= duration('{DURATION_MAX}'))"
+    ))
+    .message(Message::Message(format!(
+        "must be a duration of at least {min} and at most {DURATION_MAX}"
+    )))
+}
+
+/// An e-mail address as tend accepts it: a plain `local@domain` with a dotted domain name
+/// (`ops@fieldbook.example`), no display name. Deliberately narrower than RFC 5322.
+pub const EMAIL_PATTERN: &str = "^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?([.][A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$";
+
+/// Longest e-mail address (RFC 5321's path limit, minus the angle brackets).
+pub const EMAIL_MAX_LENGTH: u32 = 254;
+
+/// Whether `address` is an e-mail address tend accepts (the same test admission runs).
+pub fn is_email_address(address: &str) -> bool {
+    static EMAIL: OnceLock<regex::Regex> = OnceLock::new();
+    address.len() <= EMAIL_MAX_LENGTH as usize
+        && EMAIL
+            .get_or_init(|| regex::Regex::new(EMAIL_PATTERN).expect("EMAIL_PATTERN compiles"))
+            .is_match(address)
+}
+
+/// Schema of a list of e-mail addresses: each item is checked by CEL, so the error names it
+/// (`spec.routes[0].email.to[1]`).
+pub fn email_list_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 50,
+        "items": {
+            "type": "string",
+            "maxLength": EMAIL_MAX_LENGTH,
+            "x-kubernetes-validations": [{
+                "rule": format!("self.matches('{EMAIL_PATTERN}')"),
+                "message": "must be an e-mail address such as ops@example.com",
+            }],
+        },
+    })
+}
+
+/// The IANA time zone names tend accepts: those of the time zone database bundled with this
+/// build (jiff's copy of tzdb, so the list is the same on every machine), exactly as spelled
+/// there, without the `Factory` placeholder.
+pub fn time_zone_names() -> &'static [String] {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names: Vec<String> = jiff::tz::TimeZoneDatabase::bundled()
+            .available()
+            .map(|name| name.as_str().to_string())
+            .filter(|name| name != "Factory")
+            .collect();
+        names.sort();
+        names
+    })
+}
 
 macro_rules! string_newtype {
-    ($(#[$meta:meta])* $name:ident, $schema_name:literal, $pattern:expr) => {
+    ($(#[$meta:meta])* $name:ident, $schema_name:literal, $schema:expr) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
@@ -54,7 +137,7 @@ macro_rules! string_newtype {
             }
 
             fn json_schema(_: &mut SchemaGenerator) -> Schema {
-                json_schema!({ "type": "string", "pattern": $pattern })
+                $schema
             }
         }
     };
@@ -64,7 +147,11 @@ string_newtype!(
     /// A duration such as `30s`, `15m`, `1h30m` or `2160h` (Go `time.ParseDuration` syntax).
     Duration,
     "Duration",
-    DURATION_PATTERN
+    json_schema!({
+        "type": "string",
+        "maxLength": DURATION_MAX_LENGTH,
+        "pattern": DURATION_PATTERN,
+    })
 );
 
 string_newtype!(
@@ -72,15 +159,49 @@ string_newtype!(
     /// such as `@daily`.
     CronSchedule,
     "CronSchedule",
-    CRON_PATTERN
+    crate::cron::schema()
 );
 
 string_newtype!(
     /// An IANA time zone name such as `UTC` or `Asia/Tokyo`.
     TimeZone,
     "TimeZone",
-    TIME_ZONE_PATTERN
+    {
+        let names = time_zone_names()
+            .iter()
+            .map(|name| format!("'{name}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        json_schema!({
+            "type": "string",
+            "maxLength": 64,
+            "x-kubernetes-validations": [{
+                "rule": format!("self in [{names}]"),
+                "message": "must be an IANA time zone name such as UTC or Asia/Tokyo (exact spelling, see tzdb)",
+            }],
+        })
+    }
 );
+
+impl TimeZone {
+    /// Whether this is one of [`time_zone_names`] (the test admission runs).
+    pub fn is_known(&self) -> bool {
+        time_zone_names()
+            .binary_search_by(|name| name.as_str().cmp(self.as_str()))
+            .is_ok()
+    }
+
+    /// The zone from the bundled database, so that every zone admission accepts resolves
+    /// even where the system's tzdata is older or missing.
+    pub fn resolve(&self) -> Result<jiff::tz::TimeZone, String> {
+        if !self.is_known() {
+            return Err(format!("unknown time zone {:?}", self.as_str()));
+        }
+        jiff::tz::TimeZoneDatabase::bundled()
+            .get(self.as_str())
+            .map_err(|e| e.to_string())
+    }
+}
 
 impl Duration {
     /// Parses the Go duration syntax into a std duration.
@@ -95,11 +216,15 @@ impl Default for TimeZone {
     }
 }
 
-/// Parses Go's duration syntax (`1h30m`, `250ms`, `1.5h`). Negative durations are refused:
-/// every duration in the tend API is a length of time.
+/// Parses the duration grammar of [`DURATION_PATTERN`] (`1h30m`, `250ms`, `1.5h`, `0`), up to
+/// [`DURATION_MAX`]. Negative durations are refused: every duration in the tend API is a length
+/// of time. Accepts exactly what the schema's pattern accepts.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     if text.is_empty() {
         return Err("empty duration".into());
+    }
+    if text.chars().count() > DURATION_MAX_LENGTH as usize {
+        return Err(format!("longer than {DURATION_MAX_LENGTH} characters"));
     }
     if text == "0" {
         return Ok(std::time::Duration::ZERO);
@@ -107,37 +232,47 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let mut total = 0f64;
     let mut rest = text;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{text:?}: missing unit (use ns, us, ms, s, m or h)"))?;
-        if number_len == 0 {
+        let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let whole = digits(rest);
+        if whole == 0 {
             return Err(format!("{text:?}: expected a number before the unit"));
+        }
+        let mut number_len = whole;
+        if let Some(fraction) = rest[whole..].strip_prefix('.') {
+            let fraction_len = digits(fraction);
+            if fraction_len == 0 {
+                return Err(format!("{text:?}: expected digits after the decimal point"));
+            }
+            number_len += 1 + fraction_len;
         }
         let value: f64 = rest[..number_len]
             .parse()
             .map_err(|_| format!("{text:?}: {:?} is not a number", &rest[..number_len]))?;
         rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            other => {
-                return Err(format!(
-                    "{text:?}: unknown unit {other:?} (use ns, us, ms, s, m or h)"
-                ));
-            }
+        let (seconds_per_unit, unit_len) = if rest.starts_with("ns") {
+            (1e-9, 2)
+        } else if rest.starts_with("us") {
+            (1e-6, 2)
+        } else if rest.starts_with("ms") {
+            (1e-3, 2)
+        } else if rest.starts_with('s') {
+            (1.0, 1)
+        } else if rest.starts_with('m') {
+            (60.0, 1)
+        } else if rest.starts_with('h') {
+            (3600.0, 1)
+        } else {
+            return Err(format!(
+                "{text:?}: missing or unknown unit (use ns, us, ms, s, m or h)"
+            ));
         };
         total += value * seconds_per_unit;
         rest = &rest[unit_len..];
     }
-    if !total.is_finite() || total > 100.0 * 365.0 * 86400.0 {
-        return Err(format!("{text:?}: duration is out of range"));
+    if !total.is_finite() || total > 876_000.0 * 3600.0 {
+        return Err(format!(
+            "{text:?}: duration is out of range (at most {DURATION_MAX})"
+        ));
     }
     Ok(std::time::Duration::from_secs_f64(total))
 }
@@ -242,8 +377,8 @@ pub struct NotificationRoute {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EmailRoute {
-    /// Recipient addresses.
-    #[schemars(length(min = 1, max = 50))]
+    /// Recipient addresses, e.g. `ops@example.com` (no display names).
+    #[schemars(schema_with = "email_list_schema")]
     pub to: Vec<String>,
     /// Secret with the SMTP settings: keys `host`, `port`, `from`, and optionally `username`,
     /// `password` and `tls` (`none`, `starttls` or `tls`).

@@ -13,7 +13,7 @@ use crate::incident_record::{IncidentRecordSpec, IncidentState};
 use crate::log_policy::{AuditRuleType, LogPolicySpec};
 use crate::restore_request::{CheckType, Component, RestoreCheck, RestoreMode, RestoreRequestSpec};
 use crate::support_channel::SupportChannelSpec;
-use crate::types::{CronSchedule, Duration, Severity, TimeZone};
+use crate::types::{CronSchedule, Duration, NotificationRoute, Severity, TimeZone};
 
 /// One problem with a spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,31 +65,45 @@ impl Errors {
         }
     }
 
+    /// The same list admission checks ([`crate::types::time_zone_names`]), spelled exactly.
     fn time_zone(&mut self, field: &str, tz: &TimeZone) {
-        if jiff::tz::TimeZone::get(tz.as_str()).is_err() {
+        if !tz.is_known() {
             self.push(
                 field,
                 format!(
-                    "unknown time zone {:?} (use an IANA name such as Asia/Tokyo)",
+                    "unknown time zone {:?} (use an IANA name such as Asia/Tokyo, spelled exactly)",
                     tz.as_str()
                 ),
             );
         }
     }
 
-    /// A duration that must parse and be at least `min`.
-    fn duration(&mut self, field: &str, d: &Duration, min: std::time::Duration) {
+    /// A duration that must parse and be at least `min`, a duration literal shared with the
+    /// field's admission rule ([`crate::types::duration_rule`]).
+    fn duration(&mut self, field: &str, d: &Duration, min: &str) {
+        let least = crate::types::parse_duration(min).expect("minimums are valid durations");
         match d.parse() {
             Err(e) => self.push(field, format!("invalid duration: {e}")),
-            Ok(v) if v < min => self.push(
+            Ok(v) if v < least => self.push(
                 field,
-                format!(
-                    "{:?} is too short: must be at least {}",
-                    d.as_str(),
-                    crate::types::format_duration(min)
-                ),
+                format!("{:?} is too short: must be at least {min}", d.as_str()),
             ),
             Ok(_) => {}
+        }
+    }
+
+    /// Recipient addresses, with the test admission runs on each.
+    fn email_routes(&mut self, field: &str, routes: &[NotificationRoute]) {
+        for (i, route) in routes.iter().enumerate() {
+            let Some(email) = &route.email else { continue };
+            for (j, address) in email.to.iter().enumerate() {
+                if !crate::types::is_email_address(address) {
+                    self.push(
+                        format!("{field}[{i}].email.to[{j}]"),
+                        format!("{address:?} is not an e-mail address such as ops@example.com"),
+                    );
+                }
+            }
         }
     }
 
@@ -100,9 +114,7 @@ impl Errors {
     }
 }
 
-const SECOND: std::time::Duration = std::time::Duration::from_secs(1);
-const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
-const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+use crate::types::min_duration::{HOUR, MINUTE, PROBE_TIMEOUT, SECOND, ZERO};
 
 impl Validate for BackupPolicySpec {
     fn validate(&self) -> Vec<FieldError> {
@@ -210,8 +222,9 @@ impl Validate for AlertRuleSpec {
     fn validate(&self) -> Vec<FieldError> {
         let mut e = Errors::default();
         e.duration("spec.interval", &self.interval, SECOND);
-        e.duration("spec.for", &self.for_, std::time::Duration::ZERO);
+        e.duration("spec.for", &self.for_, ZERO);
         e.duration("spec.repeatInterval", &self.repeat_interval, MINUTE);
+        e.email_routes("spec.routes", &self.routes);
         e.known("spec.severity", self.severity, Severity::Unknown);
         e.known(
             "spec.condition.operator",
@@ -235,18 +248,10 @@ impl Validate for AlertRuleSpec {
             );
         }
         if let Some(http) = &s.http {
-            e.duration(
-                "spec.source.http.timeout",
-                &http.timeout,
-                std::time::Duration::from_millis(100),
-            );
+            e.duration("spec.source.http.timeout", &http.timeout, PROBE_TIMEOUT);
         }
         if let Some(pg) = &s.postgres {
-            e.duration(
-                "spec.source.postgres.timeout",
-                &pg.timeout,
-                std::time::Duration::from_millis(100),
-            );
+            e.duration("spec.source.postgres.timeout", &pg.timeout, PROBE_TIMEOUT);
         }
         if let Some(metrics) = &s.metrics {
             if let Some(window) = &metrics.window {
@@ -297,6 +302,7 @@ impl Validate for EscalationPolicySpec {
                 &level.ack_timeout,
                 MINUTE,
             );
+            e.email_routes(&format!("spec.levels[{i}].targets"), &level.targets);
             if level.targets.is_empty() {
                 e.push(
                     format!("spec.levels[{i}].targets"),
@@ -368,6 +374,7 @@ impl Validate for SupportChannelSpec {
             MINUTE,
         );
         e.duration("spec.nps.interval", &self.nps.interval, HOUR);
+        e.email_routes("spec.inquiryForm.routes", &self.inquiry_form.routes);
         e.known(
             "spec.helpButton.position",
             self.help_button.position,
@@ -420,6 +427,7 @@ impl Validate for LogPolicySpec {
                     &rule.window,
                     MINUTE,
                 );
+                e.email_routes(&format!("spec.audit.rules[{i}].routes"), &rule.routes);
                 if rule.type_ == AuditRuleType::OffHoursAdminAccess && rule.office_hours.is_none() {
                     e.push(
                         format!("spec.audit.rules[{i}].officeHours"),

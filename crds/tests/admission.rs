@@ -119,8 +119,10 @@ fn every_example_is_admitted_and_valid() {
     );
 }
 
-/// Each file in `tests/invalid/` starts with `# expect: <text>`: the refusal (from admission or
-/// from the reconciler's validation) must contain that text, which names the field.
+/// Each file in `tests/invalid/` starts with `# expect: <text>`: the refusal (from admission or,
+/// when admission lets it through, from the reconciler's validation) must contain that text,
+/// which names the field. A `# validation: <text>` line adds that the reconciler's own
+/// validation refuses it too, with that text: admission and the controller agree.
 #[test]
 fn invalid_corpus_is_refused_naming_the_field() {
     let schemas = schemas();
@@ -139,9 +141,22 @@ fn invalid_corpus_is_refused_naming_the_field() {
             .find_map(|l| l.strip_prefix("# expect: "))
             .unwrap_or_else(|| panic!("{} has no `# expect:` line", path.display()))
             .to_string();
+        let validation_expect = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# validation: "))
+            .map(str::to_string);
         let mut doc = documents(&path).remove(0);
         let kind = doc["kind"].as_str().unwrap().to_string();
         let outcome = schemas[&kind].admit(&mut doc, None);
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if let Some(validation_expect) = validation_expect {
+            match semantic_errors(&kind, &doc) {
+                Ok(errors) if errors.iter().any(|m| m.contains(&validation_expect)) => {}
+                other => failures.push(format!(
+                    "{name}: the reconciler's validation gave {other:?}, none contains {validation_expect:?}"
+                )),
+            }
+        }
         let mut messages: Vec<String> = outcome
             .causes
             .iter()
@@ -153,7 +168,6 @@ fn invalid_corpus_is_refused_naming_the_field() {
                 Err(e) => messages.push(e),
             }
         }
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if messages.is_empty() {
             failures.push(format!(
                 "{name}: accepted, expected a refusal containing {expect:?}"

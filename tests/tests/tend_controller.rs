@@ -74,7 +74,7 @@ async fn tend_crds_and_examples_apply_client_side_and_server_side() -> anyhow::R
     let short = c
         .kubectl(&[
             "get",
-            "bp,rr,ar,ep,inc,sc,lp",
+            "bp,rr,arule,escpol,inc,supch,lp",
             "-n",
             "fieldbook",
             "-o",
