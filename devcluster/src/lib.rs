@@ -88,6 +88,7 @@ impl DevCluster {
         if let Some(dir) = &opts.data_dir {
             std::fs::create_dir_all(dir)?;
             persist::load(dir, &mut store)?;
+            delete::enqueue_dangling(&mut store);
         }
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let addr = listener.local_addr()?;
