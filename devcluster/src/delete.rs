@@ -290,6 +290,44 @@ fn advance_foreground(store: &mut Store, storage: &str, key: &Key) {
     }
 }
 
+/// Queues for the garbage collector every object whose owners are all gone (after loading a
+/// snapshot: the collector's queue does not survive a restart, a real one rebuilds its graph).
+pub fn enqueue_dangling(store: &mut Store) {
+    let mut found: std::collections::BTreeMap<String, Vec<ObjectRef>> = Default::default();
+    for (storage, obj) in store.all_objects() {
+        if meta::is_deleting(&obj)
+            && meta::finalizers(&obj)
+                .iter()
+                .any(|f| f == FOREGROUND_FINALIZER)
+        {
+            let key = (
+                meta::namespace(&obj).to_string(),
+                meta::name(&obj).to_string(),
+            );
+            store.foreground.insert((storage.clone(), key));
+        }
+        let owners = meta::owner_uids(&obj);
+        if owners.is_empty() || owners.iter().any(|o| store.uid_exists(o)) {
+            continue;
+        }
+        let key = (
+            meta::namespace(&obj).to_string(),
+            meta::name(&obj).to_string(),
+        );
+        found
+            .entry(owners[0].clone())
+            .or_default()
+            .push((storage, key));
+    }
+    for (owner_uid, dependents) in found {
+        store.gc_queue.push_back(GcItem {
+            due: Instant::now() + GC_DELAY,
+            owner_uid,
+            dependents,
+        });
+    }
+}
+
 /// Removes terminating namespaces that have become empty.
 pub fn sweep_namespaces(store: &mut Store) {
     for ns in store.list("namespaces", None, None) {

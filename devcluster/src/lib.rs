@@ -4,6 +4,38 @@
 //! CRDs with schema/CEL admission, CRUD with Kubernetes object semantics, list/watch, patches and
 //! Table output — over plain HTTP on loopback. It is a development substrate, never the
 //! production path.
+//!
+//! # Strict like kube-apiserver
+//!
+//! It refuses what kube-apiserver refuses, with the same code, Status reason and wording:
+//! ObjectMeta on every kind (names, label keys and values, annotation keys and total size,
+//! finalizer names, owner references), events.k8s.io/v1 Events (note ≤ 1024 bytes, reason and
+//! action ≤ 128, the required fields), bad label selectors (400). Paged lists are read at the
+//! revision of their first page (410 Gone once it is compacted); deletion follows the
+//! `Foreground` / `Background` / `Orphan` propagation policies with a garbage collector that runs
+//! a little after the owner goes; server-side apply tracks field ownership with conflicts.
+//!
+//! # Failing like kube-apiserver, on purpose
+//!
+//! Tests make it fail through [`DevCluster::inject`] ([`Fault`]: 500 / 429 / 504, before or
+//! after the write commits), [`DevCluster::set_watch_delay`], [`DevCluster::set_stale_reads`]
+//! and [`DevCluster::close_watches`]. The `devcluster` binary serves the same controls over
+//! HTTP under `/devcluster/v1/` on the API port (loopback, no authentication):
+//!
+//! ```text
+//! POST   /devcluster/v1/faults         {"response":"InternalError"|"TooManyRequests"|"Timeout",
+//!                                        "retryAfterSeconds":1, "verb":"update",
+//!                                        "resource":"backuppolicies", "subresource":"status",
+//!                                        "namespace":"shop", "name":"nightly",
+//!                                        "stage":"BeforeCommit"|"AfterCommit", "times":1}
+//! GET    /devcluster/v1/faults         the injected faults with their fired/remaining counts
+//! DELETE /devcluster/v1/faults         clear every fault
+//! PUT    /devcluster/v1/watch-delay    {"baseMillis":200,"jitterMillis":100}   (DELETE: off)
+//! PUT    /devcluster/v1/stale-reads    {"lagMillis":2000}                      (DELETE: off)
+//! POST   /devcluster/v1/close-watches  end every open watch; clients re-list
+//! ```
+//!
+//! e.g. `curl -X POST http://127.0.0.1:PORT/devcluster/v1/faults -d '{"response":"Timeout","verb":"create","stage":"AfterCommit"}'`.
 
 #![forbid(unsafe_code)]
 
@@ -88,6 +120,7 @@ impl DevCluster {
         if let Some(dir) = &opts.data_dir {
             std::fs::create_dir_all(dir)?;
             persist::load(dir, &mut store)?;
+            delete::enqueue_dangling(&mut store);
         }
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let addr = listener.local_addr()?;

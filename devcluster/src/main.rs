@@ -17,6 +17,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API on 127.0.0.1 until interrupted.
+    ///
+    /// Tests and scripts can make it fail like a real API server through the same port:
+    /// POST /devcluster/v1/faults {"response":"InternalError","verb":"update","stage":"AfterCommit"},
+    /// DELETE /devcluster/v1/faults, PUT /devcluster/v1/watch-delay {"baseMillis":200},
+    /// PUT /devcluster/v1/stale-reads {"lagMillis":2000}, POST /devcluster/v1/close-watches.
     Serve {
         /// Port on 127.0.0.1 (0: any free port).
         #[arg(long, default_value_t = 0)]

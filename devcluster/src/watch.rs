@@ -81,6 +81,37 @@ pub fn start(
             .resource_version
             .filter(|rv| *rv != 0 && !spec.send_initial_events)
         {
+            // "Start at any" (rv=0) with stale reads on: the lagging cache's state, then what
+            // happened since, as a watch cache that is behind serves it.
+            None if spec.resource_version == Some(0)
+                && !spec.send_initial_events
+                && shared.lag.stale_reads().is_some() =>
+            {
+                let lag = shared.lag.stale_reads().map(|s| s.lag).unwrap_or_default();
+                let when = std::time::Instant::now()
+                    .checked_sub(lag)
+                    .unwrap_or_else(std::time::Instant::now);
+                let at = store.rv_at(when).max(store.oldest_watchable());
+                let ns = spec.namespace.as_deref();
+                for obj in store
+                    .list_at(&spec.storage, ns, None, at)
+                    .unwrap_or_default()
+                {
+                    let view = (spec.render)(&obj);
+                    if (spec.filter)(&view) {
+                        initial.push(line("ADDED", &view));
+                    }
+                }
+                for r in store.history_after(at).unwrap_or_default() {
+                    if r.storage != spec.storage || !in_scope(crate::meta::namespace(&r.object)) {
+                        continue;
+                    }
+                    let view = (spec.render)(&r.object);
+                    if (spec.filter)(&view) {
+                        initial.push(line(r.change.as_str(), &view));
+                    }
+                }
+            }
             None => {
                 for obj in store.list(&spec.storage, spec.namespace.as_deref(), None) {
                     let view = (spec.render)(&obj);

@@ -466,9 +466,10 @@ async fn stale_reads_serve_resource_version_0_from_the_past() -> anyhow::Result<
     let api: Api<ConfigMap> = Api::namespaced(c.client().await?, "s");
     api.create(&PostParams::default(), &cm("old", "1")).await?;
     dc.set_stale_reads(Some(StaleReads {
-        lag: Duration::from_millis(1500),
+        lag: Duration::from_secs(5),
     }));
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    // Generous: everything below, kubectl included, must happen within the lag on a busy CI.
+    tokio::time::sleep(Duration::from_millis(5200)).await;
     let old_rv = dc.resource_version();
     api.create(&PostParams::default(), &cm("new", "1")).await?;
     let p = json!({"data": {"v": "2"}});
@@ -518,6 +519,41 @@ async fn stale_reads_serve_resource_version_0_from_the_past() -> anyhow::Result<
     })
     .await?;
     task.abort();
+    // A watch from rv=0 starts from the lagging cache too, then replays what happened since.
+    let out = c
+        .kubectl(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/s/configmaps?watch=true&resourceVersion=0&timeoutSeconds=1",
+        ])
+        .await?;
+    let events: Vec<(String, String, String)> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or_default().to_string(),
+                e["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                e["object"]["data"]["v"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let ev = |t: &str, n: &str, v: &str| (t.to_string(), n.to_string(), v.to_string());
+    assert_eq!(
+        events,
+        [
+            ev("ADDED", "old", "1"),
+            ev("ADDED", "new", "1"),
+            ev("MODIFIED", "old", "2")
+        ],
+        "{out}"
+    );
     dc.set_stale_reads(None);
     let (code, _, _) = raw_http(
         dc,
