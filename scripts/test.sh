@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s  [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -109,3 +109,4 @@ if [ $# -eq 0 ]; then
         cargo test --locked --no-fail-fast -p tend-e2e --test restore_request drills_run_on_schedule
     fi
 fi
+step "done"
