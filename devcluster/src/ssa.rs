@@ -516,6 +516,24 @@ pub fn apply(
             }
         }
     }
+    // As kube-apiserver's last-applied handling does for objects kubectl applied client-side:
+    // a conflict on a field whose applied value equals the one in the
+    // `kubectl.kubernetes.io/last-applied-configuration` annotation is no conflict — the
+    // applier is taking over what it applied before — and ownership moves to it.
+    let last_applied: Option<Value> = live_v
+        .pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str(text).ok());
+    let (taken_over, conflicts): (Vec<_>, Vec<_>) = conflicts.into_iter().partition(|(_, _, p)| {
+        last_applied
+            .as_ref()
+            .is_some_and(|last| get_at(last, p).is_some() && get_at(last, p) == get_at(&cfg, p))
+    });
+    for e in entries.iter_mut().filter(|e| !mine(e)) {
+        for (_, _, p) in &taken_over {
+            e.set.remove(p);
+        }
+    }
     if !conflicts.is_empty() {
         if !req.force {
             return Err(conflict_error(&conflicts));
@@ -774,6 +792,22 @@ mod tests {
         // m no longer owns a, so m re-applying its old value now conflicts with n.
         let e = apply_as(Some(&forced), cfg(json!({"a": 1})), "m", false).unwrap_err();
         assert!(e.message.contains("conflict with \"n\""), "{}", e.message);
+    }
+
+    #[test]
+    fn a_field_applied_client_side_before_is_taken_over_without_conflict() {
+        // What kubectl's client-side apply leaves: its last-applied annotation, and the field
+        // owned by another manager with a value the server changed (a default filled in).
+        let mut live =
+            apply_as(None, cfg(json!({"tags": ["x", "defaulted"]})), "csa", false).unwrap();
+        live["metadata"]["annotations"] = json!({
+            "kubectl.kubernetes.io/last-applied-configuration": r#"{"spec":{"tags":["x"]}}"#
+        });
+        let taken = apply_as(Some(&live), cfg(json!({"tags": ["x"]})), "kubectl", false).unwrap();
+        assert_eq!(taken["spec"]["tags"], json!(["x"]));
+        // A value that is not the one applied before is still a conflict.
+        let e = apply_as(Some(&live), cfg(json!({"tags": ["y"]})), "kubectl", false).unwrap_err();
+        assert_eq!(e.code, 409, "{}", e.message);
     }
 
     #[test]

@@ -124,7 +124,10 @@ pub async fn reconcile(
             crate::schedule::Trigger::Manual { .. } => now,
         };
         // Only from the API server's current copy (see the backup start).
-        if crate::reconcile::confirm_current(policy, ctx).await.is_err() {
+        if crate::reconcile::confirm_current(policy, ctx)
+            .await
+            .is_err()
+        {
             return Some(Duration::from_secs(1));
         }
         start(policy, &api, status, slot, now, notes).await;
