@@ -269,7 +269,7 @@ async fn new_backup_policy_is_ready_and_reports_its_next_run() {
 }
 
 #[tokio::test]
-async fn escalation_policy_becomes_ready_with_totals() {
+async fn escalation_policy_reports_totals_but_is_not_ready_without_an_engine() {
     let policy = load::<EscalationPolicy>("escalationpolicy.yaml", 1);
     let api = MockApi::start(
         secrets(&[
@@ -282,14 +282,23 @@ async fn escalation_policy_becomes_ready_with_totals() {
     reconcile(policy, api.context()).await.unwrap();
 
     let status = api.status_patch();
+    // Nothing escalates until the incident engine lands: not Ready, and not Stalled either.
     let ready = condition(&status, "Ready");
-    assert_eq!(ready["status"], "True");
-    assert_eq!(ready["reason"], "Valid");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "EngineNotImplemented");
+    assert!(
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["type"] != "Stalled"),
+        "{status:#}"
+    );
     assert_eq!(status["levels"], 3);
     // (15m + 30m + 1h) × (repeat 1 + 1)
     assert_eq!(status["totalEscalationTime"], "3h30m0s");
     let events = api.events();
-    assert_eq!(events[0]["reason"], "Valid");
+    assert_eq!(events[0]["reason"], "EngineNotImplemented");
 }
 
 #[tokio::test]
