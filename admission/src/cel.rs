@@ -16,7 +16,7 @@ use kube_cel::cel::{Context, ExecutionError, Value as CelValue};
 use serde_json::Value;
 use std::sync::Arc;
 
-/// How a rule this build cannot evaluate is reported; such a failure is never ratcheted away.
+/// How a rule this build cannot evaluate is reported.
 const UNSUPPORTED: &str = "rule cannot be evaluated by this validator";
 
 thread_local! {
@@ -42,22 +42,21 @@ fn walk(
         return;
     }
     let old = old.filter(|o| !o.is_null());
-    if !node.rules.is_empty() {
+    // Ratcheting: a rule that does not look at `oldSelf` judged this value already when it was
+    // written, so on a value the update did not change its verdict is ignored, as the
+    // apiserver ignores it — and not computed at all, which keeps status writes (where the
+    // whole spec is unchanged) from re-running every spec rule.
+    let unchanged = old == Some(value);
+    let to_run: Vec<&Rule> = node
+        .rules
+        .iter()
+        .filter(|rule| !unchanged || rule.compiled.is_transition_rule)
+        .collect();
+    if !to_run.is_empty() {
         let this = to_cel(value, node, is_root);
         let that = old.map(|o| to_cel(o, node, is_root));
-        // Ratcheting: a rule that does not look at `oldSelf` and fails on a value the update did
-        // not change failed before too, so the apiserver lets it pass. A rule this build cannot
-        // evaluate still fails closed.
-        let unchanged = old == Some(value);
-        for rule in &node.rules {
-            let mut failures = Vec::new();
-            run_rule(rule, &this, that.as_ref(), node, at, base, &mut failures);
-            let ratcheted = unchanged && !rule.compiled.is_transition_rule;
-            out.extend(
-                failures
-                    .into_iter()
-                    .filter(|f| !ratcheted || f.message.contains(UNSUPPORTED)),
-            );
+        for rule in to_run {
+            run_rule(rule, &this, that.as_ref(), node, at, base, out);
         }
     }
     match value {

@@ -19,9 +19,10 @@
 //!    the rules were not checked.
 //!
 //! On update (`old` given), errors are ratcheted as the apiserver ratchets them: schema errors
-//! inside a value equal to its old value (correlated by field name, map key or list-map key), and
-//! failures of CEL rules that do not use `oldSelf` on such a value, are dropped; list-type,
-//! embedded-resource and transition-rule errors always count.
+//! inside a value equal to its old value (correlated by field name, map key or list-map key) are
+//! dropped, and CEL rules that do not use `oldSelf` are not evaluated on such a value (so a
+//! status write does not re-run the spec's rules); list-type, embedded-resource and
+//! transition-rule errors always count.
 //!
 //! What this crate deliberately does not do:
 //! - validate `metadata` (names, labels, annotations, ...): the apiserver validates object
@@ -49,7 +50,8 @@
 //! schema type (`spec: Invalid value: "object": ...`) and a nil value as `"null"`.
 //!
 //! A CEL rule that kube-cel cannot evaluate (an unsupported macro or function) fails closed: the
-//! object is refused with a cause that says so, never silently admitted.
+//! object is refused with a cause that says so, never silently admitted — except on a value an
+//! update leaves unchanged, where the rule is ratcheted like any other.
 
 #![forbid(unsafe_code)]
 
