@@ -122,6 +122,23 @@ fn track(
         req.query.get("fieldManager").map(String::as_str),
         header(req, http::header::USER_AGENT),
     );
+    let sent = new.pointer("/metadata/managedFields").cloned();
+    let live = old
+        .and_then(|o| o.pointer("/metadata/managedFields"))
+        .cloned();
+    match sent {
+        // As the API server: a request that changes managedFields itself (kubectl's migration
+        // from client-side to server-side apply does) is taken as is; `[{}]` clears them; an
+        // empty list means "not sent".
+        Some(Value::Array(a)) if a.len() == 1 && a[0] == json!({}) => {
+            meta::metadata_mut(new).insert("managedFields".into(), json!([]));
+            return;
+        }
+        Some(Value::Array(a)) if !a.is_empty() && Some(Value::Array(a.clone())) != live => {
+            return;
+        }
+        _ => {}
+    }
     let schema = ssa::schema_for(store, rt);
     let old = old.map(|o| view(rt, o));
     ssa::track_update(old.as_ref(), new, &manager, scope(rt, sub), schema.as_ref());

@@ -21,6 +21,9 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 
 type Path = Vec<String>;
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+const CLIENT_SIDE_APPLY_MANAGER: &str = "kubectl-client-side-apply";
 type PathSet = BTreeSet<Path>;
 
 /// Which part of an object a write may touch.
@@ -545,6 +548,20 @@ pub fn apply(
         }
     }
 
+    // Fields the client-side manager owns and this apply now sets move to the applier.
+    if live_v
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(LAST_APPLIED))
+        .is_some()
+    {
+        for e in entries
+            .iter_mut()
+            .filter(|e| e.manager() == CLIENT_SIDE_APPLY_MANAGER)
+        {
+            e.set
+                .retain(|p| !new_set.contains(p) || get_at(&cfg, p) == get_at(live_v, p));
+        }
+    }
     let mut out = live.cloned().unwrap_or_else(|| json!({}));
     let old_set = entries
         .iter()
@@ -881,5 +898,25 @@ mod tests {
         assert_eq!(manager_of(Some("tend"), "kube-rs/1"), "tend");
         assert_eq!(manager_of(None, "kubectl/v1.32.4 (linux/amd64)"), "kubectl");
         assert_eq!(manager_of(Some(""), ""), "unknown");
+    }
+
+    #[test]
+    fn client_side_apply_fields_move_to_server_side_apply_without_conflict() {
+        let s = schema();
+        let last = json!({"spec": {"tags": ["x"]}}).to_string();
+        let mut live = json!({"apiVersion": "e2e.tend.dev/v1", "kind": "Widget",
+            "metadata": {"name": "w", "annotations": {LAST_APPLIED: last}},
+            // "y" was added by defaulting: the live list differs from what was applied.
+            "spec": {"tags": ["x", "y"]}});
+        let scope = Scope {
+            subresource: "",
+            status_separate: true,
+        };
+        track_update(None, &mut live, CLIENT_SIDE_APPLY_MANAGER, scope, Some(&s));
+        let ok = apply_as(Some(&live), cfg(json!({"tags": ["x"]})), "kubectl", false).unwrap();
+        assert_eq!(ok["spec"]["tags"], json!(["x"]));
+        // A value that differs from last-applied still conflicts.
+        let e = apply_as(Some(&live), cfg(json!({"tags": ["z"]})), "kubectl", false).unwrap_err();
+        assert_eq!(e.code, 409);
     }
 }

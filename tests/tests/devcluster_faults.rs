@@ -1311,3 +1311,19 @@ async fn server_side_apply_tracks_field_ownership_like_the_apiserver() -> anyhow
     assert_eq!(types(&w.get("w").await?), ["Synced"]);
     Ok(())
 }
+
+#[tokio::test]
+async fn switching_from_client_side_to_server_side_apply_does_not_conflict() -> anyhow::Result<()> {
+    let c = TestCluster::start().await?;
+    c.install_widgets().await?;
+    let manifest = widgets::manifest("csa", "w", 2, "blue");
+    c.apply_yaml(&[], &manifest).await?;
+    // kubectl hands the client-side apply fields over to its server-side manager.
+    let out = c.apply_yaml(&["--server-side"], &manifest).await?;
+    assert!(out.contains("serverside-applied"), "{out}");
+    let changed = widgets::manifest("csa", "w", 3, "blue");
+    c.apply_yaml(&["--server-side"], &changed).await?;
+    let w = widgets::api(&c.client().await?, "csa").get("w").await?;
+    assert_eq!(w.data["spec"]["size"], 3);
+    Ok(())
+}
