@@ -2,8 +2,11 @@
 //!
 //! Reports devcluster's memory (RSS before and after, bytes per object), create throughput,
 //! list latency (one full list and a paginated list, each against a 1-object list as the
-//! baseline in the same run), watch latency (patch → event), tend's peak memory and the time
-//! until tend has reconciled every object (`status.observedGeneration == metadata.generation`).
+//! baseline in the same run), watch latency (patch → event), tend's peak memory (VmHWM, also per
+//! 1k objects) and its reconcile rate (from starting tend until every object has
+//! `status.observedGeneration == metadata.generation`), devcluster's raw status-patch rate (the
+//! write tend makes per object, from 16 concurrent clients, measured after tend stopped) and the
+//! ratio of the two rates. The goal for 10k objects: ratio ≥ 0.5, tend's peak RSS ≤ 100 MiB.
 //!
 //!     cargo run --release -p tend-e2e --bin bench-devcluster -- [--objects N] [--skip-tend]
 //!
@@ -268,81 +271,178 @@ async fn main() -> anyhow::Result<()> {
         ms(percentile(&watch_lat, 0.99))
     );
 
-    if !skip_tend {
-        let metrics_port = free_port();
-        let mut tend_cmd = Command::new(profile_dir.join("tend"));
-        tend_cmd
-            .env("KUBECONFIG", &kubeconfig)
-            .env("RUST_LOG", "warn")
-            .args([
-                "run",
-                "--metrics-addr",
-                &format!("127.0.0.1:{metrics_port}"),
-                "--lease-namespace",
-                "tend-system",
-                "--log-format",
-                "text",
-            ]);
-        // Progress comes from a watch (cheap and incremental), not from repeated full lists.
+    let tend = if skip_tend {
+        None
+    } else {
+        Some(run_tend(&profile_dir, &kubeconfig, dir.path(), &api, objects + 1).await?)
+    };
+    // After tend stopped, so nothing else writes: the same objects, the same kind of request.
+    let raw = raw_status_patch_rate(&api, 16).await?;
+    println!(
+        "  raw status-patch rate: {:.0} objects/s (server-side apply of status, 16 concurrent clients, {} objects)",
+        raw.rate, raw.objects
+    );
+    if let Some(tend) = tend {
         let total = objects + 1;
-        let mut progress =
-            kube::runtime::watcher(api.clone(), kube::runtime::watcher::Config::default()).boxed();
-        let mut done_names = std::collections::HashSet::new();
-        let started = Instant::now();
-        let mut tend = Proc::spawn(tend_cmd, &dir.path().join("tend.log"))?;
-        let mut peak = 0;
-        let mut sampled = Instant::now();
-        let done = loop {
-            if sampled.elapsed() > Duration::from_millis(500) {
-                peak = peak.max(rss_kib(tend.id(), "VmHWM:"));
-                sampled = Instant::now();
-                if !tend.is_running() {
-                    bail!("tend exited:\n{}", tend.log_text());
-                }
-            }
-            let ev = tokio::time::timeout(Duration::from_secs(1), progress.next()).await;
-            let objs = match ev {
-                Ok(Some(Ok(
-                    kube::runtime::watcher::Event::Apply(o)
-                    | kube::runtime::watcher::Event::InitApply(o),
-                ))) => vec![o],
-                Ok(Some(Ok(_))) | Err(_) => vec![],
-                Ok(Some(Err(e))) => {
-                    eprintln!("watch error (retrying): {e}");
-                    vec![]
-                }
-                Ok(None) => bail!("progress watch ended"),
-            };
-            for o in objs {
-                let observed = o.data["status"]["observedGeneration"].as_i64();
-                if observed.is_some() && observed == o.metadata.generation {
-                    done_names.insert(o.metadata.name.clone().unwrap_or_default());
-                }
-            }
-            if done_names.len() >= total {
-                break started.elapsed();
-            }
-            if started.elapsed() > Duration::from_secs(1800) {
-                bail!(
-                    "tend reconciled only {} of {total} in 30 min",
-                    done_names.len()
-                );
-            }
-        };
-        peak = peak.max(rss_kib(tend.id(), "VmHWM:"));
+        let rate = total as f64 / tend.done.as_secs_f64();
         println!(
-            "  tend: reconciled all {} objects in {:.1} s ({:.0} objects/s), peak RSS {}",
-            objects + 1,
-            done.as_secs_f64(),
-            (objects + 1) as f64 / done.as_secs_f64(),
-            mib(peak)
+            "  tend: reconciled all {total} objects in {:.1} s ({rate:.0} objects/s), peak RSS {} ({:.1} MiB per 1k objects), RSS when done {}",
+            tend.done.as_secs_f64(),
+            mib(tend.peak_kib),
+            tend.peak_kib as f64 / 1024.0 / (total as f64 / 1000.0),
+            mib(tend.rss_done_kib),
+        );
+        println!(
+            "  ratio (tend rate / raw status-patch rate): {:.2}",
+            rate / raw.rate
         );
         println!(
             "  devcluster RSS after tend: {} (peak {})",
             mib(rss_kib(dc.id(), "VmRSS:")),
             mib(rss_kib(dc.id(), "VmHWM:"))
         );
-        tend.kill();
     }
     Ok(())
+}
+
+/// What tend did with the objects.
+struct TendRun {
+    /// From starting the process until every object had `observedGeneration == generation`.
+    done: Duration,
+    /// Peak resident memory (VmHWM).
+    peak_kib: u64,
+    /// Resident memory once every object was reconciled.
+    rss_done_kib: u64,
+}
+
+/// Starts tend as a new user would (all namespaces, no flags but the addresses) and waits until
+/// it has reconciled `total` objects; stops it afterwards.
+async fn run_tend(
+    profile_dir: &Path,
+    kubeconfig: &Path,
+    dir: &Path,
+    api: &Api<DynamicObject>,
+    total: usize,
+) -> anyhow::Result<TendRun> {
+    let metrics_port = free_port();
+    let mut tend_cmd = Command::new(profile_dir.join("tend"));
+    tend_cmd
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "warn")
+        .args([
+            "run",
+            "--metrics-addr",
+            &format!("127.0.0.1:{metrics_port}"),
+            "--lease-namespace",
+            "tend-system",
+            "--log-format",
+            "text",
+        ]);
+    // Progress comes from a watch (cheap and incremental), not from repeated full lists.
+    let mut progress =
+        kube::runtime::watcher(api.clone(), kube::runtime::watcher::Config::default()).boxed();
+    let mut done_names = std::collections::HashSet::new();
+    let started = Instant::now();
+    let mut tend = Proc::spawn(tend_cmd, &dir.join("tend.log"))?;
+    let mut sampled = Instant::now();
+    let done = loop {
+        if sampled.elapsed() > Duration::from_millis(500) {
+            sampled = Instant::now();
+            if !tend.is_running() {
+                bail!("tend exited:\n{}", tend.log_text());
+            }
+        }
+        let ev = tokio::time::timeout(Duration::from_secs(1), progress.next()).await;
+        let objs = match ev {
+            Ok(Some(Ok(
+                kube::runtime::watcher::Event::Apply(o)
+                | kube::runtime::watcher::Event::InitApply(o),
+            ))) => vec![o],
+            Ok(Some(Ok(_))) | Err(_) => vec![],
+            Ok(Some(Err(e))) => {
+                eprintln!("watch error (retrying): {e}");
+                vec![]
+            }
+            Ok(None) => bail!("progress watch ended"),
+        };
+        for o in objs {
+            let observed = o.data["status"]["observedGeneration"].as_i64();
+            if observed.is_some() && observed == o.metadata.generation {
+                done_names.insert(o.metadata.name.clone().unwrap_or_default());
+            }
+        }
+        if done_names.len() >= total {
+            break started.elapsed();
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!(
+                "tend reconciled only {} of {total} in 30 min",
+                done_names.len()
+            );
+        }
+    };
+    // VmHWM is the high-water mark: reading it once at the end sees the peak.
+    let run = TendRun {
+        done,
+        peak_kib: rss_kib(tend.id(), "VmHWM:"),
+        rss_done_kib: rss_kib(tend.id(), "VmRSS:"),
+    };
+    tend.kill();
+    Ok(run)
+}
+
+struct RawRate {
+    objects: usize,
+    rate: f64,
+}
+
+/// devcluster's own limit for the write tend makes once per object: a server-side apply of the
+/// status subresource under tend's field manager, with the `resourceVersion` precondition and a
+/// status of the same shape (see controller/src/status.rs), from `clients` concurrent clients.
+async fn raw_status_patch_rate(
+    api: &Api<DynamicObject>,
+    clients: usize,
+) -> anyhow::Result<RawRate> {
+    let objects = api.list(&ListParams::default()).await?.items;
+    let count = objects.len();
+    let now = jiff::Timestamp::now().to_string();
+    let started = Instant::now();
+    futures::stream::iter(objects)
+        .map(|o| {
+            let api = api.clone();
+            let now = now.clone();
+            async move {
+                let name = o.metadata.name.clone().unwrap_or_default();
+                let generation = o.metadata.generation;
+                let body = serde_json::json!({
+                    "apiVersion": "tend.dev/v1alpha1",
+                    "kind": "EscalationPolicy",
+                    "metadata": {"resourceVersion": o.metadata.resource_version},
+                    "status": {
+                        "observedGeneration": generation,
+                        "levels": 1,
+                        "totalEscalationTime": "30m",
+                        "conditions": [{
+                            "type": "Ready", "status": "False", "reason": "BenchRawWrite",
+                            "message": "written by bench-devcluster to measure devcluster's status-patch rate",
+                            "lastTransitionTime": now, "observedGeneration": generation,
+                        }],
+                    },
+                });
+                api.patch_status(
+                    &name,
+                    &PatchParams::apply("tend.dev").force(),
+                    &Patch::Apply(&body),
+                )
+                .await
+                .map(|_| ())
+            }
+        })
+        .buffer_unordered(clients)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(RawRate {
+        objects: count,
+        rate: count as f64 / started.elapsed().as_secs_f64(),
+    })
 }
