@@ -17,6 +17,7 @@ pub mod reconcile;
 pub mod restore;
 pub mod run;
 pub mod schedule;
+pub mod secrets;
 pub mod server;
 pub mod status;
 

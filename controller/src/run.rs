@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use futures::{FutureExt, StreamExt};
-use kube::runtime::{Controller, watcher};
-use kube::{Api, Client};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::{Api, Client, Resource};
 use tend_crds::*;
 use tokio::sync::watch;
 
@@ -18,6 +18,7 @@ use crate::leader::{LeaderElector, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::reconcile::{TendKind, error_policy, reconcile_guarded};
 use crate::server::{self, Probes};
+use kube::api::ObjectMeta;
 use kube::core::DeserializeGuard;
 
 /// Settings of `tend run`.
@@ -229,7 +230,13 @@ fn controller_with<K: TendKind>(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let mut controller = Controller::new(api, watcher::Config::default().any_semantic());
+    // As `Controller::new`, but every object is trimmed before the cache keeps it.
+    let (reader, writer) = reflector::store();
+    let objects = watcher(api, watcher::Config::default().any_semantic())
+        .modify(|obj: &mut DeserializeGuard<K>| trim_for_cache(obj.meta_mut()))
+        .reflect(writer)
+        .applied_objects();
+    let mut controller = Controller::for_stream(objects, reader);
     if let Some(trigger) = trigger {
         controller = controller.reconcile_all_on(trigger);
     }
@@ -243,6 +250,19 @@ fn controller_with<K: TendKind>(
             }
         })
         .boxed()
+}
+
+/// Drops what tend never reads from an object before the watch cache keeps it: `managedFields`
+/// (often larger than the spec) and the last-applied annotation (`kubectl apply`'s copy of the
+/// whole object). The cache holds every object of every kind, so this is most of its memory.
+fn trim_for_cache(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
 }
 
 /// Waits until this replica holds the lease; `false` if shutdown came first.

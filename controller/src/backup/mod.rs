@@ -905,7 +905,7 @@ async fn discover_restore_points(
     status: &mut BackupPolicyStatus,
     labels: &PolicyLabels,
 ) {
-    let mut secrets = Secrets::new(ctx.client.clone(), &labels.namespace);
+    let mut secrets = Secrets::cached(&ctx.secrets, &labels.namespace);
     let repo = match setup::storage(
         "spec.repository",
         &policy.spec.repository,

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -20,6 +21,7 @@ use tend_crds::types::{SecretKeyRef, SecretRef, StorageLocation};
 
 use super::ops_api::OpsApi;
 use crate::reconcile::secret_key;
+use crate::secrets::SecretCache;
 
 /// A step of preparing a run failed; the message names the field and never a secret value.
 #[derive(Debug, thiserror::Error)]
@@ -28,29 +30,38 @@ pub struct SetupError(pub String);
 
 /// Reads Secrets of one namespace, each once.
 pub struct Secrets {
-    api: Api<Secret>,
-    cache: HashMap<String, Secret>,
+    source: SecretCache,
+    namespace: String,
+    read: HashMap<String, Arc<Secret>>,
 }
 
 impl Secrets {
+    /// Reads each Secret from the API server: for runs, which use credentials as they are now.
     pub fn new(client: Client, namespace: &str) -> Self {
+        Self::cached(&SecretCache::with_ttl(client, Duration::ZERO), namespace)
+    }
+
+    /// Reads through `cache` (the reconciles' shared one), for checks that run on every
+    /// reconcile.
+    pub fn cached(cache: &SecretCache, namespace: &str) -> Self {
         Self {
-            api: Api::namespaced(client, namespace),
-            cache: HashMap::new(),
+            source: cache.clone(),
+            namespace: namespace.to_owned(),
+            read: HashMap::new(),
         }
     }
 
     async fn secret(&mut self, field: &str, name: &str) -> Result<&Secret, SetupError> {
-        if !self.cache.contains_key(name) {
+        if !self.read.contains_key(name) {
             let secret = self
-                .api
-                .get_opt(name)
+                .source
+                .get(&self.namespace, name)
                 .await
                 .map_err(|e| SetupError(format!("{field}: reading Secret {name:?}: {e}")))?
                 .ok_or_else(|| SetupError(format!("{field}: Secret {name:?} not found")))?;
-            self.cache.insert(name.to_owned(), secret);
+            self.read.insert(name.to_owned(), secret);
         }
-        Ok(&self.cache[name])
+        Ok(&self.read[name])
     }
 
     /// One key of a Secret as UTF-8 text.

@@ -376,7 +376,7 @@ async fn reconcile_inner<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> 
             )
             .await;
         }
-    } else if previous_ready != current_ready {
+    } else if is_transition(previous_ready.as_ref(), current_ready.as_ref(), stalled) {
         record_transition(obj, ctx, &verdict, stalled).await;
     }
 
@@ -412,12 +412,28 @@ async fn assess<K: TendKind>(
         )));
     }
     let namespace = obj.namespace().unwrap_or_default();
-    if let Some(problem) = resolve(&ctx.client, &namespace, &obj.spec().references()).await? {
+    let references = obj.spec().references();
+    if let Some(problem) = resolve(&ctx.client, &ctx.secrets, &namespace, &references).await? {
         let mut verdict = Verdict::new(false, problem.reason(), problem.to_string());
         verdict.requeue_after = Some(RECHECK_MISSING_REFERENCE);
         return Ok(Assessment::Stalled(verdict));
     }
     Ok(Assessment::Operated(obj.operate(ctx, status, now).await))
+}
+
+/// Whether `Ready` moved from `previous` to `current` (status, reason) in a way worth an Event.
+/// The first observation of an object (no `Ready` yet) is not a transition, unless the object is
+/// stalled: ten thousand new objects then cost no Event writes, while one that needs its
+/// author's attention still says so in `kubectl describe`.
+fn is_transition(
+    previous: Option<&(String, String)>,
+    current: Option<&(String, String)>,
+    stalled: bool,
+) -> bool {
+    match previous {
+        None => stalled,
+        Some(previous) => Some(previous) != current,
+    }
 }
 
 async fn record_transition<K: TendKind>(obj: &K, ctx: &Context, verdict: &Verdict, stalled: bool) {
@@ -443,4 +459,32 @@ async fn record_transition<K: TendKind>(obj: &K, ctx: &Context, verdict: &Verdic
         verdict.message.clone(),
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_transition;
+
+    fn key(status: &str, reason: &str) -> (String, String) {
+        (status.to_owned(), reason.to_owned())
+    }
+
+    #[test]
+    fn events_are_recorded_on_transitions_and_on_a_stalled_first_observation() {
+        let ready = key("True", "Configured");
+        let waiting = key("False", "EngineNotImplemented");
+        let missing = key("False", "SecretNotFound");
+        assert!(!is_transition(None, Some(&waiting), false));
+        assert!(!is_transition(None, Some(&ready), false));
+        assert!(is_transition(None, Some(&missing), true));
+        assert!(!is_transition(Some(&waiting), Some(&waiting), false));
+        assert!(!is_transition(Some(&missing), Some(&missing), true));
+        assert!(is_transition(Some(&missing), Some(&ready), false));
+        assert!(is_transition(Some(&ready), Some(&missing), true));
+        assert!(is_transition(
+            Some(&waiting),
+            Some(&key("False", "Other")),
+            false
+        ));
+    }
 }

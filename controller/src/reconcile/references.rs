@@ -1,8 +1,8 @@
 //! Resolving what a spec references: Secrets (and the keys it needs) and other tend objects.
-//! Secrets are read one by one with `get` — tend never lists or watches Secrets — and their
-//! values are never logged, copied into status, or put in messages: only names and key names.
+//! Secrets are read one by one with `get` through the shared [`SecretCache`] — tend never lists
+//! or watches Secrets — and their values are never logged, copied into status, or put in
+//! messages: only names and key names.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -11,6 +11,7 @@ use tend_crds::conditions::reasons;
 use tend_crds::references::{Reference, Target};
 
 use crate::error::Result;
+use crate::secrets::SecretCache;
 
 /// The first reference that does not resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,30 +57,27 @@ impl fmt::Display for ReferenceProblem {
     }
 }
 
-/// Checks every reference in order and returns the first problem. A Secret named by several
-/// fields (one SMTP Secret for many routes) is read once.
+/// Checks every reference in order and returns the first problem. Secrets come from `secrets`,
+/// so a Secret named by several fields (one SMTP Secret for many routes) or by many objects is
+/// read once per the cache's time to live.
 pub async fn resolve(
     client: &Client,
+    secrets: &SecretCache,
     namespace: &str,
     references: &[Reference],
 ) -> Result<Option<ReferenceProblem>> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let mut read: HashMap<&str, Option<Secret>> = HashMap::new();
     for reference in references {
         let field = reference.field.clone();
         match &reference.target {
             Target::Secret { name, keys } => {
-                if !read.contains_key(name.as_str()) {
-                    read.insert(name, secrets.get_opt(name).await?);
-                }
-                let Some(secret) = &read[name.as_str()] else {
+                let Some(secret) = secrets.get(namespace, name).await? else {
                     return Ok(Some(ReferenceProblem::SecretNotFound {
                         field,
                         name: name.clone(),
                     }));
                 };
                 for key in keys {
-                    if secret_key(secret, key).is_none() {
+                    if secret_key(&secret, key).is_none() {
                         return Ok(Some(ReferenceProblem::SecretKeyMissing {
                             field,
                             name: name.clone(),
