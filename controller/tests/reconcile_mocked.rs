@@ -265,7 +265,8 @@ async fn new_backup_policy_is_ready_and_reports_its_next_run() {
     // 02:00 Asia/Tokyo is 17:00 UTC.
     let next = status["nextScheduleTime"].as_str().unwrap();
     assert!(next.ends_with("T17:00:00Z"), "{next}");
-    assert_eq!(api.events()[0]["type"], "Normal");
+    // The first observation of a healthy object is not a transition: no Event.
+    assert!(api.events().is_empty(), "{:#?}", api.events());
 }
 
 #[tokio::test]
@@ -297,7 +298,24 @@ async fn escalation_policy_reports_totals_but_is_not_ready_without_an_engine() {
     assert_eq!(status["levels"], 3);
     // (15m + 30m + 1h) × (repeat 1 + 1)
     assert_eq!(status["totalEscalationTime"], "3h30m0s");
+    // The first observation is not a transition: ten thousand new policies cost no Events.
+    assert!(api.events().is_empty(), "{:#?}", api.events());
+
+    // Ready changing reason (a Secret that was missing now exists) is one.
+    let mut seen = (*load::<EscalationPolicy>("escalationpolicy.yaml", 1)).clone();
+    let mut status = tend_crds::escalation_policy::EscalationPolicyStatus::default();
+    status.conditions.push(tend_crds::conditions::condition(
+        "Ready",
+        false,
+        "SecretNotFound",
+        "spec.levels[0]: Secret \"smtp\" not found".to_owned(),
+        Some(1),
+        jiff::Timestamp::now(),
+    ));
+    seen.status = Some(status);
+    reconcile(Arc::new(seen), api.context()).await.unwrap();
     let events = api.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0]["reason"], "EngineNotImplemented");
 }
 
