@@ -149,20 +149,36 @@ async fn tend_reconciles_every_example_and_records_events() -> anyhow::Result<()
         ])
         .await?;
     assert!(wait.contains("condition met"), "{wait}");
-    let describe = c
-        .kubectl(&[
-            "describe",
-            "backuppolicy",
-            "fieldbook-nightly",
-            "-n",
-            "fieldbook",
-        ])
-        .await?;
-    let events = describe.split("\nEvents:").nth(1).unwrap_or_default();
-    assert!(
-        events.contains("tend"),
-        "no tend events in describe:\n{describe}"
-    );
+    // Events are recorded on transitions (not on the first observation of a healthy object):
+    // pointing the policy at a Secret that does not exist makes it Stalled, with a Warning.
+    let patch = r#"{"spec":{"encryption":{"recipientsSecretRef":{"name":"no-such-secret"}}}}"#;
+    c.kubectl(&[
+        "patch",
+        "bp",
+        "fieldbook-nightly",
+        "-n",
+        "fieldbook",
+        "--type=merge",
+        "-p",
+        patch,
+    ])
+    .await?;
+    let describe = eventually(WAIT, "a SecretNotFound Event from tend", || async {
+        let describe = c
+            .kubectl(&[
+                "describe",
+                "backuppolicy",
+                "fieldbook-nightly",
+                "-n",
+                "fieldbook",
+            ])
+            .await
+            .ok()?;
+        let events = describe.split("\nEvents:").nth(1).unwrap_or_default();
+        (events.contains("tend") && events.contains("SecretNotFound")).then_some(describe)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n--- tend log ---\n{}", tend.proc.log_text()))?;
     assert!(describe.contains("Conditions:"), "{describe}");
     Ok(())
 }
