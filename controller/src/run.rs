@@ -262,7 +262,7 @@ fn controller_with<K: TendKind>(
 
 /// Drops what tend never reads from an object before the watch cache keeps it: `managedFields`
 /// (often larger than the spec) and the last-applied annotation (`kubectl apply`'s copy of the
-/// whole object). The cache holds every object of every kind, so this is most of its memory.
+/// whole object). The cache holds every object of every kind, so this is saved once per object.
 fn trim_for_cache(meta: &mut ObjectMeta) {
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {

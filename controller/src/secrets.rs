@@ -74,11 +74,6 @@ impl SecretCache {
             })
             .await
     }
-
-    /// Forgets `namespace/name`: the next [`get`](Self::get) reads it from the API server.
-    pub fn invalidate(&self, namespace: &str, name: &str) {
-        self.entries.invalidate(namespace, name);
-    }
 }
 
 /// The map behind [`SecretCache`], apart from the API so that it is tested without one.
@@ -131,14 +126,6 @@ impl Entries {
             }
         };
         cell.get_or_try_init(read).await.cloned()
-    }
-
-    fn invalidate(&self, namespace: &str, name: &str) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&SecretKey {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        });
     }
 
     #[cfg(test)]
@@ -214,18 +201,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_expired_or_invalidated_secret_is_read_again() {
+    async fn an_expired_secret_is_read_again() {
         let entries = Entries::new(Duration::ZERO);
         let reads = AtomicUsize::new(0);
         read_counted(&entries, "s", &reads, "old").await;
         let fresh = read_counted(&entries, "s", &reads, "new").await;
         assert_eq!(reads.load(Ordering::SeqCst), 2);
-        assert_eq!(fresh, secret("new"));
-
-        let entries = Entries::new(Duration::from_secs(60));
-        read_counted(&entries, "s", &reads, "old").await;
-        entries.invalidate("ns", "s");
-        let fresh = read_counted(&entries, "s", &reads, "new").await;
         assert_eq!(fresh, secret("new"));
     }
 
