@@ -11,6 +11,7 @@ use tend_crds::conditions::reasons;
 use tend_crds::references::{Reference, Target};
 
 use crate::error::Result;
+use crate::secrets::secret_key;
 
 /// The first reference that does not resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,23 +101,6 @@ pub async fn resolve(
         }
     }
     Ok(None)
-}
-
-/// The bytes of one key of a Secret, from `data` or (as written, before the API server merges
-/// it) `stringData`.
-pub fn secret_key<'s>(secret: &'s Secret, key: &str) -> Option<&'s [u8]> {
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|b| b.0.as_slice())
-        .or_else(|| {
-            secret
-                .string_data
-                .as_ref()
-                .and_then(|d| d.get(key))
-                .map(String::as_bytes)
-        })
 }
 
 async fn object_exists(client: &Client, namespace: &str, kind: &str, name: &str) -> Result<bool> {

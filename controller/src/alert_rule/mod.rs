@@ -28,22 +28,11 @@ use tend_crds::conditions::reasons;
 
 use crate::context::Context;
 use crate::metrics::{AlertLabels, AlertResultLabels};
-use crate::reconcile::{Note, Verdict};
+use crate::reconcile::{Note, TendKind, Verdict, status_access};
 use evaluate::{Change, Memory, compare, format_value, step, unsupported};
 use probe::Prober;
 
-/// Reasons of AlertRule conditions and Events.
-pub mod alert_reasons {
-    /// Ready=True: the rule is evaluated on its interval.
-    pub const EVALUATING: &str = "Evaluating";
-    pub const PENDING: &str = "AlertPending";
-    pub const FIRING: &str = "AlertFiring";
-    pub const RESOLVED: &str = "AlertResolved";
-    pub const EVALUATION_FAILED: &str = "EvaluationFailed";
-    pub const REMEDIATION_STARTED: &str = "RemediationStarted";
-    pub const REMEDIATION_FAILED: &str = "RemediationFailed";
-}
-use alert_reasons as ar;
+use tend_crds::alert_rule::reasons as ar;
 
 /// `lastValue` holds at most this much of an error.
 const LAST_VALUE_MAX: usize = 300;
@@ -71,8 +60,23 @@ pub async fn evaluate_source(source: &AlertSource) -> Result<f64, String> {
     Err("no source this build can evaluate".into())
 }
 
+impl TendKind for AlertRule {
+    status_access!(AlertRule, AlertRuleSpec, AlertRuleStatus, "AlertRule");
+    type State = ();
+
+    async fn operate(
+        &self,
+        ctx: &Context,
+        _state: &(),
+        status: &mut AlertRuleStatus,
+        now: Timestamp,
+    ) -> Verdict {
+        operate(self, ctx, status, now).await
+    }
+}
+
 /// The AlertRule's own reconcile step.
-pub async fn operate(
+async fn operate(
     rule: &AlertRule,
     ctx: &Context,
     status: &mut AlertRuleStatus,

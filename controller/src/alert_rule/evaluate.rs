@@ -214,7 +214,7 @@ pub fn step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::textformat::parse;
+    use crate::alert_rule::textformat::parse;
 
     fn page() -> Vec<Sample> {
         parse(
