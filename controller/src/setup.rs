@@ -167,16 +167,14 @@ pub async fn database(
         let ops = ops.ok_or_else(|| {
             StepError::Setup("spec.app is required when the database target is sqlite".into())
         })?;
-        let (snapshot, headers) = ops
-            .get_stream("snapshot")
+        // fieldbook counts the rows of the snapshot it sends; restores check against them.
+        let crate::ops_api::Snapshot {
+            body: snapshot,
+            row_counts,
+        } = ops
+            .snapshot()
             .await
             .map_err(|e| StepError::Setup(format!("spec.targets.database.sqlite: {e}")))?;
-        // fieldbook counts the rows of the snapshot it sends; restores check against them.
-        let row_counts = headers
-            .get("x-fieldbook-row-counts")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| serde_json::from_str(v).ok())
-            .unwrap_or_default();
         return Ok(Some(DatabaseSource::Sqlite {
             name: sqlite.name.clone(),
             snapshot,
@@ -269,7 +267,7 @@ pub async fn config(
             StepError::Setup("spec.app is required when targets.config.appSettings is true".into())
         })?;
         let settings = ops
-            .get_json("settings")
+            .settings()
             .await
             .map_err(|e| StepError::Setup(format!("spec.targets.config.appSettings: {e}")))?;
         count += 1;

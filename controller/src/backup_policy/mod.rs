@@ -391,3 +391,10 @@ fn update_rpo(
             .set(age.as_secs() as i64);
     }
 }
+
+/// The example policy of `examples/`, as a user would apply it.
+#[cfg(test)]
+fn example_policy() -> BackupPolicy {
+    serde_yaml::from_str(include_str!("../../../examples/backuppolicy.yaml"))
+        .expect("the example parses")
+}

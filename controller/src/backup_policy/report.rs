@@ -315,3 +315,132 @@ fn component_results(success: &Success) -> Vec<ComponentResult> {
     }
     results
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use jiff::Timestamp;
+
+    use crate::error::StepError;
+
+    fn labels() -> PolicyLabels {
+        PolicyLabels {
+            namespace: "fieldbook".into(),
+            policy: "fieldbook-nightly".into(),
+        }
+    }
+
+    fn failed_outcome(due: Timestamp) -> Outcome {
+        Outcome {
+            id: "b2".into(),
+            trigger: Some(Trigger::Schedule { due }),
+            finished: due,
+            elapsed: Duration::from_secs(2),
+            result: Err(StepError::Setup(
+                "spec.repository.s3.credentialsSecretRef: Secret \"x\" not found".into(),
+            )),
+            points: None,
+            retention: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_run_is_recorded_and_counted_once_by_reason() {
+        let metrics = Metrics::default();
+        let due = Timestamp::now();
+        let mut status = BackupPolicyStatus::default();
+        let outcome = failed_outcome(due);
+        for first in [true, false] {
+            let mut notes = Vec::new();
+            record_outcome(
+                &metrics,
+                &mut status,
+                &outcome,
+                &labels(),
+                &mut notes,
+                first,
+            );
+            assert_eq!(notes.len(), 1);
+            assert!(notes[0].warning);
+        }
+        let run = status.last_backup.as_ref().unwrap();
+        assert_eq!(run.result, RunResult::Failed);
+        assert!(
+            run.message
+                .as_deref()
+                .unwrap()
+                .contains("credentialsSecretRef")
+        );
+        assert_eq!(run.trigger.as_deref(), Some("Schedule"));
+        assert_eq!(status.last_schedule_time.as_ref().map(|t| t.0), Some(due));
+        assert!(status.last_successful_backup.is_none());
+        let page = metrics.encode();
+        assert!(
+            page.contains(r#"tend_backup_failures_total{namespace="fieldbook",policy="fieldbook-nightly",reason="setup"} 1"#),
+            "{page}"
+        );
+
+        let verdict = settled_verdict(&super::super::example_policy(), &status);
+        assert!(!verdict.ready);
+        assert_eq!(verdict.reason, br::FAILED);
+    }
+
+    #[test]
+    fn settled_verdicts_follow_the_last_run_and_suspend() {
+        let mut policy = super::super::example_policy();
+        let status = BackupPolicyStatus::default();
+        let verdict = settled_verdict(&policy, &status);
+        assert!(verdict.ready);
+        assert_eq!(verdict.reason, reasons::VALID);
+        policy.spec.suspend = true;
+        let verdict = settled_verdict(&policy, &status);
+        assert!(verdict.ready, "suspended is a settled state (Flux)");
+        assert_eq!(verdict.reason, reasons::SUSPENDED);
+    }
+
+    #[test]
+    fn a_running_backup_keeps_what_the_last_finished_run_said() {
+        let mut status = BackupPolicyStatus::default();
+        let verdict = running_verdict(&status, "b3", 10);
+        assert_eq!((verdict.ready, verdict.reason), (true, br::RUNNING));
+        assert!(verdict.message.contains("10 bytes"));
+        status.conditions.push(tend_crds::conditions::condition(
+            types::READY,
+            false,
+            br::FAILED,
+            "backup b2 failed: no space",
+            None,
+            Timestamp::now(),
+        ));
+        let verdict = running_verdict(&status, "b3", 10);
+        assert_eq!((verdict.ready, verdict.reason), (false, br::FAILED));
+        assert_eq!(verdict.message, "backup b2 failed: no space");
+    }
+
+    #[test]
+    fn restore_points_keep_their_verified_mark_and_are_capped() {
+        let now = Timestamp::now();
+        let mut status = BackupPolicyStatus {
+            restore_points: vec![RestorePoint {
+                id: "p1".into(),
+                time: Time(now),
+                bytes: 1,
+                verified: true,
+            }],
+            ..BackupPolicyStatus::default()
+        };
+        let points: Vec<PointSummary> = (0..150)
+            .map(|i| PointSummary {
+                id: format!("p{i}"),
+                time: now,
+                bytes: i,
+            })
+            .collect();
+        set_restore_points(&mut status, &points);
+        assert_eq!(status.restore_points.len(), STATUS_RESTORE_POINTS);
+        assert!(status.restore_points[1].verified);
+        assert!(!status.restore_points[2].verified);
+    }
+}

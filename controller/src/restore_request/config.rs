@@ -91,7 +91,7 @@ impl Run<'_> {
             {
                 *maintenance = json!({"enabled": true, "message": MAINTENANCE_MESSAGE});
             }
-            ops.put_json("settings", &settings)
+            ops.put_settings(&settings)
                 .await
                 .map_err(|e| e.to_string())?;
         }

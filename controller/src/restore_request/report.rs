@@ -163,3 +163,73 @@ pub(super) fn finished_verdict(phase: RestorePhase, status: &RestoreRequestStatu
         Verdict::stalled(rr::FAILED, message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> RestoreRequest {
+        serde_yaml::from_str(include_str!("../../../examples/restorerequest.yaml"))
+            .expect("the example parses")
+    }
+
+    #[test]
+    fn a_verified_restore_succeeds_with_its_rto() {
+        let metrics = Metrics::default();
+        let start = Timestamp::now();
+        let mut status = RestoreRequestStatus {
+            start_time: Some(Time(start)),
+            ..RestoreRequestStatus::default()
+        };
+        let outcome = Outcome {
+            verified: Some(start + jiff::SignedDuration::from_millis(12_340)),
+            finished: Some(start + jiff::SignedDuration::from_secs(13)),
+            scratch_gone: true,
+            ..Outcome::default()
+        };
+        let mut notes = Vec::new();
+        record_outcome(
+            &request(),
+            &metrics,
+            &mut status,
+            &outcome,
+            start,
+            &mut notes,
+            true,
+        );
+        assert_eq!(status.phase, Some(RestorePhase::Succeeded));
+        assert_eq!(status.rto.as_deref(), Some("12.3s"));
+        let verdict = finished_verdict(RestorePhase::Succeeded, &status);
+        assert!(verdict.ready && !verdict.stalled);
+        assert!(metrics.encode().contains(r#"result="succeeded"} 1"#));
+    }
+
+    #[test]
+    fn a_failed_restore_stalls_and_is_counted_by_reason_once() {
+        let metrics = Metrics::default();
+        let now = Timestamp::now();
+        let mut status = RestoreRequestStatus::default();
+        let outcome = Outcome::failed(
+            now,
+            "integrity",
+            "restore point b1 failed verification".into(),
+        );
+        for first in [true, false] {
+            record_outcome(
+                &request(),
+                &metrics,
+                &mut status,
+                &outcome,
+                now,
+                &mut Vec::new(),
+                first,
+            );
+        }
+        assert_eq!(status.phase, Some(RestorePhase::Failed));
+        let verdict = finished_verdict(RestorePhase::Failed, &status);
+        assert!(!verdict.ready && verdict.stalled);
+        assert_eq!(verdict.reason, rr::FAILED);
+        let page = metrics.encode();
+        assert!(page.contains(r#"reason="integrity"} 1"#), "{page}");
+    }
+}

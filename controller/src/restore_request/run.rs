@@ -10,7 +10,6 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, Client};
-use serde_json::json;
 
 use tend_backup::postgres::{self as pg};
 use tend_backup::restore::{ObjectsRestoreOptions, ObjectsTarget, check_objects, restore_objects};
@@ -521,7 +520,7 @@ impl Run<'_> {
                 }
                 CheckType::AppVerify => match ops {
                     Some(ops) if plan.spec.target.mode == RestoreMode::InPlace => {
-                        match ops.get_json("verify").await {
+                        match ops.verify().await {
                             Ok(report) => checks::judge_app_verify(&report),
                             Err(e) => (false, e.to_string()),
                         }
@@ -608,13 +607,7 @@ pub(super) fn choose_point<'p>(
 }
 
 pub(super) async fn set_maintenance(ops: &OpsApi, enabled: bool) -> Result<(), String> {
-    let body = if enabled {
-        json!({"enabled": true, "message": MAINTENANCE_MESSAGE})
-    } else {
-        json!({"enabled": false})
-    };
-    ops.put_json("maintenance", &body)
+    ops.set_maintenance(enabled, MAINTENANCE_MESSAGE)
         .await
-        .map(|_| ())
         .map_err(|e| e.to_string())
 }

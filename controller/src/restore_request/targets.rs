@@ -220,7 +220,7 @@ pub(super) async fn restore_database(
             let ops = ops.ok_or("a SQLite database is restored through the app's ops API, but the BackupPolicy has no spec.app")?;
             let bytes = write_part(repo, location, manifest, part, decryption, sqlite_temp).await?;
             let answer = ops
-                .put_file("snapshot", "application/vnd.sqlite3", sqlite_temp)
+                .restore_snapshot(sqlite_temp)
                 .await
                 .map_err(|e| e.to_string())?;
             let tables = answer
