@@ -12,6 +12,7 @@ pub mod children;
 pub mod clock;
 pub mod context;
 pub mod error;
+pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod ops_api;

@@ -9,11 +9,9 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tend_backup::repository::ByteReader;
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+use crate::http::Https;
 
 /// Why an ops API call failed, in words fit for status (the endpoint, never the token).
 #[derive(Debug, thiserror::Error)]
@@ -51,21 +49,13 @@ fn full(bytes: Vec<u8>) -> Body {
 
 impl OpsApi {
     pub fn new(endpoint: &str, token: &str) -> Result<Self, OpsApiError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| OpsApiError {
-                method: "GET",
-                url: endpoint.to_owned(),
-                message: format!("cannot load the system's TLS roots: {e}"),
-            })?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let client = crate::http::client(Some(CONNECT_TIMEOUT)).map_err(|message| OpsApiError {
+            method: "GET",
+            url: endpoint.to_owned(),
+            message,
+        })?;
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client,
             base: endpoint.trim_end_matches('/').to_owned(),
             token: token.trim().to_owned(),
         })

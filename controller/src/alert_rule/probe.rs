@@ -7,15 +7,13 @@ use http::{Method, Request, Uri, header};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tend_crds::alert_rule::{HttpMeasure, HttpMethod, HttpProbe, MetricsScrape};
 
 use super::evaluate::aggregate;
 use super::textformat;
 use crate::error::StepError;
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+use crate::http::Https;
 
 /// Limit for a scraped page: a misbehaving endpoint cannot make the controller buffer
 /// without bound.
@@ -31,16 +29,8 @@ pub struct Prober {
 
 impl Prober {
     pub fn new() -> Result<Self, String> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: crate::http::client(None)?,
         })
     }
 

@@ -4,6 +4,9 @@
 //! Each kind implements [`TendKind`]: how to reach its status, and its own `operate` step. The
 //! pipeline is shared so every kind reports the same way: `observedGeneration`, `Ready`, and
 //! `Stalled` (present only while true) with stable reasons.
+//!
+//! Over 400 lines on purpose: the pipeline's steps (assess, conditions, status write, Events,
+//! requeue) are one sequence every kind shares, and read best together.
 
 mod references;
 mod verdict;

@@ -3,24 +3,25 @@
 //! maintenance off — always —, and remove the scratch target of drills and failed requests.
 //! The targets are prepared and written in [`super::targets`], config in [`super::config`],
 //! the checks' pure parts are in [`super::checks`].
+//!
+//! Over 400 lines on purpose: `restore` and `restore_and_check` are the one sequence of a
+//! restore, kept together so the order of its safety steps (verify before touching anything,
+//! maintenance off whatever happens, scratch removed) reads in one place.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, Client};
 
-use tend_backup::postgres::{self as pg};
-use tend_backup::restore::{ObjectsRestoreOptions, ObjectsTarget, check_objects, restore_objects};
+use tend_backup::restore::{ObjectsRestoreOptions, check_objects, restore_objects};
 use tend_backup::{
     Decryption, Manifest, PolicyLocation, PostgresTools, Repository, restore_points, verify_backup,
 };
 use tend_crds::backup_policy::BackupPolicy;
 use tend_crds::restore_request::reasons as rr;
 use tend_crds::restore_request::{
-    CheckResult, CheckType, ChosenRestorePoint, Component, ComponentResult, RestoreMode,
-    RestoreRequestSpec, ScratchTarget,
+    ChosenRestorePoint, Component, ComponentResult, RestoreMode, RestoreRequestSpec, ScratchTarget,
 };
 
 use super::Shared;
@@ -32,6 +33,8 @@ use super::report::Outcome;
 use super::scratch::*;
 #[allow(unused_imports)]
 use super::targets::*;
+#[allow(unused_imports)]
+use super::verify::*;
 use crate::context::Clock;
 use crate::error::StepError;
 use crate::ops_api::OpsApi;
@@ -452,111 +455,6 @@ impl Run<'_> {
             return Err(StepError::Check(failed.join("; ")));
         }
         Ok(plan.clock.now())
-    }
-
-    pub(super) async fn run_checks(
-        &self,
-        manifest: &Manifest,
-        database: Option<&RestoredDatabase>,
-        objects: Option<&ObjectsTarget>,
-        objects_check: Option<(bool, String)>,
-        ops: Option<&OpsApi>,
-    ) -> Vec<CheckResult> {
-        let plan = self.plan;
-        let expected = manifest
-            .database
-            .as_ref()
-            .map(|d| d.row_counts.clone())
-            .unwrap_or_default();
-        let mut specs: Vec<(String, CheckType, Option<String>)> = plan
-            .spec
-            .checks
-            .iter()
-            .map(|c| (c.name.clone(), c.type_, c.query.clone()))
-            .collect();
-        // Row counts and object hashes are always checked.
-        if database.is_some()
-            && !expected.is_empty()
-            && !specs.iter().any(|s| s.1 == CheckType::RowCounts)
-        {
-            specs.insert(0, ("rowCounts".into(), CheckType::RowCounts, None));
-        }
-        if objects.is_some() && !specs.iter().any(|s| s.1 == CheckType::ObjectHashes) {
-            specs.insert(0, ("objectHashes".into(), CheckType::ObjectHashes, None));
-        }
-        let mut results = Vec::new();
-        for (name, kind, query) in specs {
-            let (passed, message) = match kind {
-                CheckType::RowCounts => match database {
-                    None => (false, "no database was restored".to_string()),
-                    Some(db) => match self.row_counts(db).await {
-                        Ok(found) => checks::compare_row_counts(&expected, &found),
-                        Err(e) => (false, e),
-                    },
-                },
-                CheckType::ObjectHashes => match (&objects_check, objects) {
-                    (Some(done), _) => done.clone(),
-                    (None, None) => (false, "no objects were restored".to_string()),
-                    (None, Some(target)) => match check_objects(target, manifest, 8).await {
-                        Ok(report) => checks::describe_objects(&report),
-                        Err(e) => (false, e.to_string()),
-                    },
-                },
-                CheckType::Sql => {
-                    let query = query.unwrap_or_default();
-                    match database {
-                        None => (false, "no database was restored".to_string()),
-                        Some(RestoredDatabase::Postgres(conn)) => {
-                            match pg::check_query(&plan.tools, conn, &query).await {
-                                Ok(true) => (true, "returned true".to_string()),
-                                Ok(false) => (false, "returned false".to_string()),
-                                Err(e) => (false, e.to_string()),
-                            }
-                        }
-                        Some(RestoredDatabase::Sqlite { file, .. }) => {
-                            checks::sqlite_check(file.clone(), query).await
-                        }
-                    }
-                }
-                CheckType::AppVerify => match ops {
-                    Some(ops) if plan.spec.target.mode == RestoreMode::InPlace => {
-                        match ops.verify().await {
-                            Ok(report) => checks::judge_app_verify(&report),
-                            Err(e) => (false, e.to_string()),
-                        }
-                    }
-                    Some(_) => (
-                        false,
-                        "appVerify checks the app, which does not serve a scratch target"
-                            .to_string(),
-                    ),
-                    None => (false, "the BackupPolicy has no spec.app".to_string()),
-                },
-                CheckType::Unknown => (false, "unknown check type".to_string()),
-            };
-            results.push(CheckResult {
-                name,
-                passed,
-                message: Some(message),
-            });
-        }
-        results
-    }
-
-    pub(super) async fn row_counts(
-        &self,
-        db: &RestoredDatabase,
-    ) -> Result<BTreeMap<String, u64>, String> {
-        match db {
-            RestoredDatabase::Postgres(conn) => pg::table_row_counts(&self.plan.tools, conn)
-                .await
-                .map_err(|e| e.to_string()),
-            RestoredDatabase::Sqlite {
-                app_tables: Some(tables),
-                ..
-            } => Ok(tables.clone()),
-            RestoredDatabase::Sqlite { file, .. } => checks::sqlite_row_counts(file.clone()).await,
-        }
     }
 }
 
