@@ -100,9 +100,9 @@ if [ $# -eq 0 ]; then
     echo "faketime: $(faketime -f +365d date -u)"
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --locked --no-fail-fast \
-            -E '(package(tend) | package(tend-crds) | package(tend-backup) | package(tend-e2e)) & kind(lib)'
+            -E '(package(tend) | package(tend-crds) | package(tend-backup) | package(tend-testkit) | package(tend-e2e)) & kind(lib)'
     else
-        cargo test --locked --no-fail-fast -p tend -p tend-crds -p tend-backup -p tend-e2e --lib
+        cargo test --locked --no-fail-fast -p tend -p tend-crds -p tend-backup -p tend-testkit -p tend-e2e --lib
     fi
 fi
 step "done"

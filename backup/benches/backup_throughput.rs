@@ -22,9 +22,6 @@
 //! data (defaults 64 and 512); `TEND_BENCH_ONLY` — `database` or `objects`. Every figure is the
 //! best of two runs, baselines and engine interleaved; on a busy machine run it twice.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
@@ -66,7 +63,7 @@ fn child() {
         .enable_all()
         .build()
         .unwrap();
-    let keys = common::Keys::new();
+    let keys = tend_testkit::Keys::new();
     let (seconds, bytes) = rt.block_on(async {
         let repo = Arc::new(LocalRepository::new(&repo_dir).unwrap());
         let mut source = PostgresSource::new(conn);
@@ -80,7 +77,7 @@ fn child() {
     println!("{seconds} {bytes} {}", vm_hwm_kib());
 }
 
-fn time_pg_dump(pg: &common::Postgres, db: &str, extra: &[&str]) -> f64 {
+fn time_pg_dump(pg: &tend_testkit::Postgres, db: &str, extra: &[&str]) -> f64 {
     let start = Instant::now();
     let status = Command::new(pg.bin.join("pg_dump"))
         .args([
@@ -102,7 +99,7 @@ fn time_pg_dump(pg: &common::Postgres, db: &str, extra: &[&str]) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-fn backup_in_child(pg: &common::Postgres, db: &str) -> (f64, u64, u64) {
+fn backup_in_child(pg: &tend_testkit::Postgres, db: &str) -> (f64, u64, u64) {
     let repo = tempfile::tempdir().unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
         .env("BENCH_CHILD", "1")
@@ -126,7 +123,7 @@ fn backup_in_child(pg: &common::Postgres, db: &str) -> (f64, u64, u64) {
     )
 }
 
-fn make_database(pg: &common::Postgres, db: &str, mib: u64) {
+fn make_database(pg: &tend_testkit::Postgres, db: &str, mib: u64) {
     pg.psql("postgres", &format!("create database {db}"));
     // ~200 bytes a row of mixed, partly compressible data.
     let rows = mib * 1024 * 1024 / 200;
@@ -153,7 +150,7 @@ type DatabaseResult = (&'static str, f64, f64, (f64, u64, u64));
 fn database_benchmark() -> Vec<DatabaseResult> {
     let small = env_mb("TEND_BENCH_SMALL_MB", 64);
     let large = env_mb("TEND_BENCH_LARGE_MB", 512);
-    let pg = common::Postgres::start();
+    let pg = tend_testkit::Postgres::start();
     make_database(&pg, "small", small);
     make_database(&pg, "large", large);
     // Warm the cache so the first measured run is not penalised.
@@ -215,7 +212,7 @@ fn objects_benchmark() -> (f64, f64) {
         .enable_all()
         .build()
         .unwrap();
-    let keys = common::Keys::new();
+    let keys = tend_testkit::Keys::new();
     println!();
     println!("| round | objects | full backup | incremental (1 % changed) | ratio |");
     println!("|---|---|---|---|---|");

@@ -25,9 +25,6 @@
 //! `TEND_BENCH_OBJECTS_PARALLELISM` (default 8, the API's default). After the rounds, each half
 //! (database, objects) runs once alone, to show where the time goes.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
@@ -198,9 +195,9 @@ fn child() {
 }
 
 struct Setup {
-    pg: common::Postgres,
+    pg: tend_testkit::Postgres,
     dir: tempfile::TempDir,
-    keys: common::Keys,
+    keys: tend_testkit::Keys,
     id: String,
     dump: std::path::PathBuf,
 }
@@ -222,7 +219,7 @@ fn setup() -> Setup {
     let mib = env_num("TEND_BENCH_LARGE_MB", 64);
     let photo_kib = env_num("TEND_BENCH_PHOTO_KB", 8).max(1);
     let count = env_num("TEND_BENCH_PHOTOS", 10_000);
-    let pg = common::Postgres::start();
+    let pg = tend_testkit::Postgres::start();
     pg.psql("postgres", "create database source");
     // ~200 bytes a row of mixed, partly compressible data (as in backup_throughput), plus a
     // second table with an index and a foreign key, so the restore rebuilds both.
@@ -262,7 +259,7 @@ fn setup() -> Setup {
         photo_bytes as f64 / 1048576.0
     );
 
-    let keys = common::Keys::new();
+    let keys = tend_testkit::Keys::new();
     let rt = runtime();
     let (id, dump) = rt.block_on(async {
         let repo = Arc::new(LocalRepository::new(dir.path().join("repo")).unwrap());
@@ -307,7 +304,7 @@ fn setup() -> Setup {
     }
 }
 
-fn fresh_database(pg: &common::Postgres, name: &str) {
+fn fresh_database(pg: &tend_testkit::Postgres, name: &str) {
     pg.psql("postgres", &format!("drop database if exists {name}"));
     pg.psql("postgres", &format!("create database {name}"));
 }

@@ -1,10 +1,7 @@
-//! Test harness: builds the app on a fresh SQLite file or a fresh database
-//! in a throwaway PostgreSQL server, and a small cookie-keeping client that
-//! drives the router with `oneshot` (no socket).
-#![allow(dead_code)]
-
-pub mod postgres;
-pub mod procs;
+//! fieldbook in-process: [`TestApp`] builds the app on a fresh SQLite file or a fresh database
+//! in the shared throwaway PostgreSQL server, and [`Client`], a small cookie-keeping client,
+//! drives its router with `oneshot` (no socket). [`on_both_backends!`] declares one test per
+//! backend for a scenario.
 
 use std::collections::HashMap;
 
@@ -54,7 +51,7 @@ impl TestApp {
                 .join("fieldbook.db")
                 .to_string_lossy()
                 .into_owned(),
-            Backend::Postgres => postgres::fresh_database().await,
+            Backend::Postgres => crate::Postgres::shared().fresh_database(),
         };
         let db = Db::connect(&database_url).await.expect("connect");
         db.migrate().await.expect("migrate");
@@ -353,7 +350,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    super::$scenario($crate::common::Backend::Sqlite).await;
+                    super::$scenario($crate::fieldbook::Backend::Sqlite).await;
                 }
             )*
         }
@@ -361,7 +358,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    super::$scenario($crate::common::Backend::Postgres).await;
+                    super::$scenario($crate::fieldbook::Backend::Postgres).await;
                 }
             )*
         }
