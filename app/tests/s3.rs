@@ -48,26 +48,7 @@ async fn photos_are_stored_in_and_served_from_s3() {
         .expect("create bucket");
 
     let mut user = app.user("farmer@example.com", Role::User).await;
-    user.post_form("/fields", &[("name", "North")]).await;
-    let fid: i64 = sqlx::Row::get(
-        &sqlx::query("SELECT id FROM fields")
-            .fetch_one(&app.state.db.pool)
-            .await
-            .unwrap(),
-        "id",
-    );
-    user.post_form(
-        "/crops",
-        &[("field_id", &fid.to_string()), ("name", "Tomato")],
-    )
-    .await;
-    let cid: i64 = sqlx::Row::get(
-        &sqlx::query("SELECT id FROM crops")
-            .fetch_one(&app.state.db.pool)
-            .await
-            .unwrap(),
-        "id",
-    );
+    let cid = app.field_with_crop(&mut user).await;
     let image = png(77);
     for _ in 0..2 {
         let r = user

@@ -123,6 +123,53 @@ impl TestApp {
         Reply::from(self.router.clone().oneshot(req).await.expect("infallible")).await
     }
 
+    /// A field "North" with a crop "Tomato" for `user` (signed in); returns the crop's id.
+    pub async fn field_with_crop(&self, user: &mut Client) -> i64 {
+        use sqlx::Row;
+        user.post_form("/fields", &[("name", "North")]).await;
+        let fid: i64 = sqlx::query("SELECT MAX(id) AS id FROM fields")
+            .fetch_one(&self.state.db.pool)
+            .await
+            .expect("a field")
+            .get("id");
+        user.post_form(
+            "/crops",
+            &[("field_id", &fid.to_string()), ("name", "Tomato")],
+        )
+        .await;
+        sqlx::query("SELECT MAX(id) AS id FROM crops")
+            .fetch_one(&self.state.db.pool)
+            .await
+            .expect("a crop")
+            .get("id")
+    }
+
+    /// A new user `email` with one field, crop and record with the photo `png(seed)`; returns
+    /// the photo's object key.
+    pub async fn farm_with_photo(&self, email: &str, seed: u8) -> String {
+        use sqlx::Row;
+        let mut user = self.user(email, fieldbook::auth::Role::User).await;
+        let crop = self.field_with_crop(&mut user).await;
+        let r = user
+            .post_multipart(
+                "/records",
+                &[
+                    ("crop_id", &crop.to_string()),
+                    ("day", "2024-05-01"),
+                    ("kind", "sowing"),
+                ],
+                Some(("photo", "p.png", &png(seed))),
+                true,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+        sqlx::query("SELECT object_key FROM photos ORDER BY id DESC LIMIT 1")
+            .fetch_one(&self.state.db.pool)
+            .await
+            .expect("a photo")
+            .get("object_key")
+    }
+
     /// Count of stored log entries of one category whose JSON contains `needle`.
     pub async fn log_count(&self, category: &str, needle: &str) -> usize {
         let rows = sqlx::query("SELECT data FROM logs WHERE category = $1")

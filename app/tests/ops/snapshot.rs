@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use fieldbook::auth::Role;
 use serde_json::json;
 
-use crate::fixtures::{content, farm_with_photo};
+use crate::fixtures::content;
 use tend_testkit::fieldbook::{Backend, TestApp};
 use tend_testkit::on_both_backends;
 
@@ -112,7 +112,7 @@ async fn snapshot_restore_puts_the_data_back_and_keeps_maintenance_on(backend: B
         }
         return;
     }
-    let key = farm_with_photo(&app, "farmer@example.com", 1).await;
+    let key = app.farm_with_photo("farmer@example.com", 1).await;
     app.ops(
         "PUT",
         "/ops/v1/support-content",
@@ -261,7 +261,7 @@ async fn edited_snapshot(app: &TestApp, snapshot: &[u8], edit: &[&str]) -> Vec<u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_restore_judges_migrations_and_foreign_keys_and_migrates_older_snapshots() {
     let app = TestApp::new(Backend::Sqlite).await;
-    farm_with_photo(&app, "farmer@example.com", 2).await;
+    app.farm_with_photo("farmer@example.com", 2).await;
     let snap = app.ops("GET", "/ops/v1/snapshot", None).await.bytes;
     sqlx::query("DELETE FROM records")
         .execute(&app.state.db.pool)
@@ -314,10 +314,10 @@ async fn snapshot_restore_judges_migrations_and_foreign_keys_and_migrates_older_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_restore_rolls_everything_back_when_the_copy_fails_midway() {
     let app = TestApp::new(Backend::Sqlite).await;
-    farm_with_photo(&app, "farmer@example.com", 3).await;
+    app.farm_with_photo("farmer@example.com", 3).await;
     let snap = app.ops("GET", "/ops/v1/snapshot", None).await.bytes;
     // Diverge: one more user and farm, so a partial copy would show.
-    farm_with_photo(&app, "second@example.com", 4).await;
+    app.farm_with_photo("second@example.com", 4).await;
     maintenance_on(&app, "Restoring.").await;
     let before = table_counts(&app).await;
     // The live database refuses records half-way through the copy (users,

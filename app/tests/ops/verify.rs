@@ -1,10 +1,6 @@
 //! `GET /verify` and the periodic self-check behind the metrics.
 
-use axum::http::StatusCode;
-use fieldbook::auth::Role;
-
-use crate::fixtures::farm_with_photo;
-use tend_testkit::fieldbook::{Backend, TestApp, png};
+use tend_testkit::fieldbook::{Backend, TestApp};
 use tend_testkit::on_both_backends;
 
 on_both_backends!(
@@ -14,52 +10,12 @@ on_both_backends!(
 
 async fn verify_reports_row_counts_and_missing_photo_objects(backend: Backend) {
     let app = TestApp::new(backend).await;
-    let mut user = app.user("farmer@example.com", Role::User).await;
-    user.post_form("/fields", &[("name", "North")]).await;
-    let fid: i64 = sqlx::Row::get(
-        &sqlx::query("SELECT id FROM fields")
-            .fetch_one(&app.state.db.pool)
-            .await
-            .unwrap(),
-        "id",
-    );
-    user.post_form(
-        "/crops",
-        &[("field_id", &fid.to_string()), ("name", "Tomato")],
-    )
-    .await;
-    let cid: i64 = sqlx::Row::get(
-        &sqlx::query("SELECT id FROM crops")
-            .fetch_one(&app.state.db.pool)
-            .await
-            .unwrap(),
-        "id",
-    );
-    let r = user
-        .post_multipart(
-            "/records",
-            &[
-                ("crop_id", &cid.to_string()),
-                ("day", "2024-05-01"),
-                ("kind", "sowing"),
-            ],
-            Some(("photo", "p.png", &png(4))),
-            true,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let key = app.farm_with_photo("farmer@example.com", 4).await;
     let v = app.ops("GET", "/ops/v1/verify", None).await.json();
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["tables"]["records"], 1);
     assert_eq!(v["tables"]["users"], 1);
     assert_eq!(v["photos"]["referenced"], 1);
-    let key: String = sqlx::Row::get(
-        &sqlx::query("SELECT object_key FROM photos")
-            .fetch_one(&app.state.db.pool)
-            .await
-            .unwrap(),
-        "object_key",
-    );
     std::fs::remove_file(app.dir.path().join("photos").join(&key)).unwrap();
     let v = app.ops("GET", "/ops/v1/verify", None).await.json();
     assert_eq!(v["ok"], false);
@@ -98,7 +54,7 @@ async fn periodic_self_check_shows_missing_photos_in_metrics(backend: Backend) {
         c.verify_interval = Some(std::time::Duration::from_secs(1));
     })
     .await;
-    let key = farm_with_photo(&app, "farmer@example.com", 5).await;
+    let key = app.farm_with_photo("farmer@example.com", 5).await;
     let task = fieldbook::selfcheck::start(&app.state).expect("interval set");
     wait_for_metrics(
         &app,
@@ -139,7 +95,7 @@ async fn periodic_self_check_shows_missing_photos_in_metrics(backend: Backend) {
     // With the period off, GET /verify alone moves the metrics, at once.
     let manual = TestApp::with_config(backend, |c| c.verify_interval = None).await;
     assert!(fieldbook::selfcheck::start(&manual.state).is_none());
-    let key = farm_with_photo(&manual, "farmer@example.com", 6).await;
+    let key = manual.farm_with_photo("farmer@example.com", 6).await;
     std::fs::remove_file(manual.dir.path().join("photos").join(&key)).unwrap();
     let v = manual.ops("GET", "/ops/v1/verify", None).await.json();
     assert_eq!(v["ok"], false);
