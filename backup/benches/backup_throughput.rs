@@ -30,22 +30,8 @@ use tend_backup::{
     BackupJob, DatabaseSource, LocalRepository, ObjectsSource, PolicyLocation, PostgresConnection,
     PostgresSource, Repository, run_backup,
 };
-
-fn env_mb(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn vm_hwm_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
+use tend_testkit::bench::{env_number, peak_rss_kib};
+use tend_testkit::pseudo_random;
 
 /// In the child: one backup of the database named by the environment; prints
 /// `seconds stored_bytes vmhwm_kib`.
@@ -74,7 +60,7 @@ fn child() {
         let manifest = run_backup(job).await.unwrap();
         (start.elapsed().as_secs_f64(), manifest.stored_bytes())
     });
-    println!("{seconds} {bytes} {}", vm_hwm_kib());
+    println!("{seconds} {bytes} {}", peak_rss_kib());
 }
 
 fn time_pg_dump(pg: &tend_testkit::Postgres, db: &str, extra: &[&str]) -> f64 {
@@ -148,8 +134,8 @@ fn make_database(pg: &tend_testkit::Postgres, db: &str, mib: u64) {
 type DatabaseResult = (&'static str, f64, f64, (f64, u64, u64));
 
 fn database_benchmark() -> Vec<DatabaseResult> {
-    let small = env_mb("TEND_BENCH_SMALL_MB", 64);
-    let large = env_mb("TEND_BENCH_LARGE_MB", 512);
+    let small = env_number("TEND_BENCH_SMALL_MB", 64);
+    let large = env_number("TEND_BENCH_LARGE_MB", 512);
     let pg = tend_testkit::Postgres::start();
     make_database(&pg, "small", small);
     make_database(&pg, "large", large);
@@ -191,18 +177,6 @@ fn database_benchmark() -> Vec<DatabaseResult> {
     results
 }
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// Full backup and incremental (1 % changed) times, best of two rounds, each in a fresh
 /// repository.
 fn objects_benchmark() -> (f64, f64) {
@@ -224,7 +198,7 @@ fn objects_benchmark() -> (f64, f64) {
         for i in 0..count {
             std::fs::create_dir_all(path(i).parent().unwrap()).unwrap();
             // Distinct photos: each one is a blob of its own.
-            std::fs::write(path(i), pseudo_random(4096, i)).unwrap();
+            std::fs::write(path(i), pseudo_random(4096, bench_seed(i))).unwrap();
         }
         let repo: Arc<dyn Repository> =
             Arc::new(LocalRepository::new(dir.path().join("repo")).unwrap());
@@ -242,7 +216,7 @@ fn objects_benchmark() -> (f64, f64) {
         };
         let (full, first) = run();
         for i in (0..count).step_by(100) {
-            std::fs::write(path(i), pseudo_random(4096, count * round + i)).unwrap();
+            std::fs::write(path(i), pseudo_random(4096, bench_seed(count * round + i))).unwrap();
         }
         let (incremental, second) = run();
         assert_eq!((second.read, second.uploaded), (count / 100, count / 100));
@@ -302,4 +276,9 @@ fn main() {
             verdict(incremental / full <= 0.05)
         );
     }
+}
+
+/// Photo seeds spread over the whole u64 range (the kit's generator takes the seed as is).
+fn bench_seed(i: u64) -> u64 {
+    i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }

@@ -14,6 +14,7 @@ use tend_backup::{
 };
 use tend_backup::{Uncommitted, remove_uncommitted_backup};
 use tend_testkit::Keys;
+use tend_testkit::pseudo_random;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 /// Yields `good` bytes of data, then fails.
@@ -35,18 +36,6 @@ impl AsyncRead for FailingReader {
         self.left -= n;
         Poll::Ready(Ok(()))
     }
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// A backup job of `loc` into `repo`, encrypted to `keys`, whose database is the SQLite

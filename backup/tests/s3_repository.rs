@@ -13,20 +13,9 @@ use tend_backup::{
     RetentionRules, apply_retention, restore_object, restore_part, restore_points, run_backup,
     verify_backup,
 };
+use tend_testkit::pseudo_random;
 use tend_testkit::{CutProxy, Keys, S3_SECRET, S3Server, s3_repo, until};
 use tokio::io::{AsyncRead, ReadBuf};
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// `total` bytes of incompressible data, produced at a bounded rate, optionally failing at the end.
 struct SlowSource {

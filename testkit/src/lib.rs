@@ -13,7 +13,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod clock;
+pub mod data;
 #[cfg(feature = "fieldbook")]
 pub mod fieldbook;
 #[cfg(feature = "backup")]
@@ -26,6 +28,7 @@ pub mod smtp;
 pub mod tools;
 pub mod wait;
 
+pub use data::pseudo_random;
 #[cfg(feature = "backup")]
 pub use keys::Keys;
 pub use net::{CutProxy, free_port, wait_for_port};
