@@ -1,8 +1,7 @@
-//! From a BackupPolicy spec to the engine's parts: the repository, the encryption, and the
+//! From a spec to the engine's parts: the repository, the encryption, and the
 //! sources. Secrets are read with `get` (never listed); their values go only into the engine's
 //! configuration, never into a message.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,77 +15,11 @@ use tend_backup::{
     PostgresSource, PostgresTools, Repository, S3Config, S3Credentials, S3Repository,
 };
 use tend_crds::backup_policy::{BackupPolicySpec, ConfigTarget};
-use tend_crds::types::{SecretKeyRef, SecretRef, StorageLocation};
+use tend_crds::types::{SecretRef, StorageLocation};
 
-use super::ops_api::OpsApi;
-use crate::reconcile::secret_key;
-
-/// A step of preparing a run failed; the message names the field and never a secret value.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SetupError(pub String);
-
-/// Reads Secrets of one namespace, each once.
-pub struct Secrets {
-    api: Api<Secret>,
-    cache: HashMap<String, Secret>,
-}
-
-impl Secrets {
-    pub fn new(client: Client, namespace: &str) -> Self {
-        Self {
-            api: Api::namespaced(client, namespace),
-            cache: HashMap::new(),
-        }
-    }
-
-    async fn secret(&mut self, field: &str, name: &str) -> Result<&Secret, SetupError> {
-        if !self.cache.contains_key(name) {
-            let secret = self
-                .api
-                .get_opt(name)
-                .await
-                .map_err(|e| SetupError(format!("{field}: reading Secret {name:?}: {e}")))?
-                .ok_or_else(|| SetupError(format!("{field}: Secret {name:?} not found")))?;
-            self.cache.insert(name.to_owned(), secret);
-        }
-        Ok(&self.cache[name])
-    }
-
-    /// One key of a Secret as UTF-8 text.
-    pub async fn value(
-        &mut self,
-        field: &str,
-        name: &str,
-        key: &str,
-    ) -> Result<Option<String>, SetupError> {
-        let secret = self.secret(field, name).await?;
-        secret_key(secret, key)
-            .map(|b| {
-                String::from_utf8(b.to_vec()).map_err(|_| {
-                    SetupError(format!(
-                        "{field}: key {key:?} of Secret {name:?} is not UTF-8 text"
-                    ))
-                })
-            })
-            .transpose()
-    }
-
-    pub async fn required(
-        &mut self,
-        field: &str,
-        name: &str,
-        key: &str,
-    ) -> Result<String, SetupError> {
-        self.value(field, name, key)
-            .await?
-            .ok_or_else(|| SetupError(format!("{field}: Secret {name:?} has no key {key:?}")))
-    }
-
-    pub async fn key_ref(&mut self, field: &str, r: &SecretKeyRef) -> Result<String, SetupError> {
-        self.required(field, &r.name, &r.key).await
-    }
-}
+use crate::error::StepError;
+use crate::ops_api::OpsApi;
+use crate::secrets::Secrets;
 
 /// The repository (or object store) a location names.
 pub async fn storage(
@@ -94,7 +27,7 @@ pub async fn storage(
     location: &StorageLocation,
     secrets: &mut Secrets,
     must_exist: bool,
-) -> Result<Arc<dyn Repository>, SetupError> {
+) -> Result<Arc<dyn Repository>, StepError> {
     if let Some(s3) = &location.s3 {
         let mut config = S3Config::new(&s3.bucket, &s3.region);
         config.prefix = s3.prefix.trim_matches('/').to_owned();
@@ -108,21 +41,22 @@ pub async fn storage(
                 session_token: secrets.value(&f, name, "sessionToken").await?,
             });
         }
-        let repo = S3Repository::new(config).map_err(|e| SetupError(format!("{field}.s3: {e}")))?;
+        let repo =
+            S3Repository::new(config).map_err(|e| StepError::Setup(format!("{field}.s3: {e}")))?;
         return Ok(Arc::new(repo));
     }
     if let Some(fs) = &location.filesystem {
         if must_exist && !Path::new(&fs.path).is_dir() {
-            return Err(SetupError(format!(
+            return Err(StepError::Setup(format!(
                 "{field}.filesystem.path: {} is not a directory the controller can read",
                 fs.path
             )));
         }
         let repo = LocalRepository::new(&fs.path)
-            .map_err(|e| SetupError(format!("{field}.filesystem: {e}")))?;
+            .map_err(|e| StepError::Setup(format!("{field}.filesystem: {e}")))?;
         return Ok(Arc::new(repo));
     }
-    Err(SetupError(format!(
+    Err(StepError::Setup(format!(
         "{field}: exactly one of s3 or filesystem must be set"
     )))
 }
@@ -131,19 +65,19 @@ pub async fn storage(
 pub async fn encryption(
     spec: &BackupPolicySpec,
     secrets: &mut Secrets,
-) -> Result<Encryption, SetupError> {
+) -> Result<Encryption, StepError> {
     let field = "spec.encryption.recipientsSecretRef";
     let text = secrets
         .key_ref(field, &spec.encryption.recipients_secret_ref)
         .await?;
-    Encryption::from_recipients(&text).map_err(|e| SetupError(format!("{field}: {e}")))
+    Encryption::from_recipients(&text).map_err(|e| StepError::Setup(format!("{field}: {e}")))
 }
 
 /// The ops API client of `spec.app`.
 pub async fn ops_api(
     spec: &BackupPolicySpec,
     secrets: &mut Secrets,
-) -> Result<Option<OpsApi>, SetupError> {
+) -> Result<Option<OpsApi>, StepError> {
     let Some(app) = &spec.app else {
         return Ok(None);
     };
@@ -152,7 +86,7 @@ pub async fn ops_api(
         .await?;
     OpsApi::new(&app.endpoint, &token)
         .map(Some)
-        .map_err(|e| SetupError(format!("spec.app: {e}")))
+        .map_err(|e| StepError::Setup(format!("spec.app: {e}")))
 }
 
 /// A PostgreSQL connection from a Secret with the libpq keys.
@@ -160,10 +94,10 @@ pub async fn postgres_connection(
     secrets: &mut Secrets,
     field: &str,
     name: &str,
-) -> Result<PostgresConnection, SetupError> {
+) -> Result<PostgresConnection, StepError> {
     let port_text = secrets.required(field, name, "port").await?;
     let port = port_text.trim().parse::<u16>().map_err(|_| {
-        SetupError(format!(
+        StepError::Setup(format!(
             "{field}: key \"port\" of Secret {name:?} is not a port number"
         ))
     })?;
@@ -192,19 +126,20 @@ pub async fn postgres_connection(
 pub async fn decryption(
     spec: &BackupPolicySpec,
     secrets: &mut Secrets,
-) -> Result<tend_backup::Decryption, SetupError> {
+) -> Result<tend_backup::Decryption, StepError> {
     let field = "spec.encryption.identitySecretRef";
     let identity = spec
         .encryption
         .identity_secret_ref
         .as_ref()
         .ok_or_else(|| {
-            SetupError(format!(
+            StepError::Setup(format!(
                 "the BackupPolicy's {field} is not set: restores need the age identity to decrypt"
             ))
         })?;
     let text = secrets.key_ref(field, identity).await?;
-    tend_backup::Decryption::from_identities(&text).map_err(|e| SetupError(format!("{field}: {e}")))
+    tend_backup::Decryption::from_identities(&text)
+        .map_err(|e| StepError::Setup(format!("{field}: {e}")))
 }
 
 /// The database source.
@@ -213,7 +148,7 @@ pub async fn database(
     secrets: &mut Secrets,
     ops: Option<&OpsApi>,
     tools: &PostgresTools,
-) -> Result<Option<DatabaseSource>, SetupError> {
+) -> Result<Option<DatabaseSource>, StepError> {
     let Some(database) = &spec.targets.database else {
         return Ok(None);
     };
@@ -230,18 +165,16 @@ pub async fn database(
     }
     if let Some(sqlite) = &database.sqlite {
         let ops = ops.ok_or_else(|| {
-            SetupError("spec.app is required when the database target is sqlite".into())
+            StepError::Setup("spec.app is required when the database target is sqlite".into())
         })?;
-        let (snapshot, headers) = ops
-            .get_stream("snapshot")
-            .await
-            .map_err(|e| SetupError(format!("spec.targets.database.sqlite: {e}")))?;
         // fieldbook counts the rows of the snapshot it sends; restores check against them.
-        let row_counts = headers
-            .get("x-fieldbook-row-counts")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| serde_json::from_str(v).ok())
-            .unwrap_or_default();
+        let crate::ops_api::Snapshot {
+            body: snapshot,
+            row_counts,
+        } = ops
+            .snapshot()
+            .await
+            .map_err(|e| StepError::Setup(format!("spec.targets.database.sqlite: {e}")))?;
         return Ok(Some(DatabaseSource::Sqlite {
             name: sqlite.name.clone(),
             snapshot,
@@ -255,7 +188,7 @@ pub async fn database(
 pub async fn objects(
     spec: &BackupPolicySpec,
     secrets: &mut Secrets,
-) -> Result<Option<ObjectsSource>, SetupError> {
+) -> Result<Option<ObjectsSource>, StepError> {
     let Some(location) = &spec.targets.objects else {
         return Ok(None);
     };
@@ -272,7 +205,7 @@ pub async fn config(
     client: &Client,
     namespace: &str,
     ops: Option<&OpsApi>,
-) -> Result<Option<(ConfigSource, u64)>, SetupError> {
+) -> Result<Option<(ConfigSource, u64)>, StepError> {
     let Some(target) = target else {
         return Ok(None);
     };
@@ -285,7 +218,7 @@ pub async fn config(
         let list = api
             .list(&params)
             .await
-            .map_err(|e| SetupError(format!("{field}: listing ConfigMaps: {e}")))?;
+            .map_err(|e| StepError::Setup(format!("{field}: listing ConfigMaps: {e}")))?;
         let items: Vec<_> = list
             .items
             .iter()
@@ -308,7 +241,7 @@ pub async fn config(
         let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
         let params = ListParams::default().labels(&selector_string(field, selector)?);
         let list = api.list(&params).await.map_err(|e| {
-            SetupError(format!(
+            StepError::Setup(format!(
                 "{field}: listing Secrets: {e} (archiving Secrets needs the tend-config-backup role in this namespace; see docs/rbac.md)"
             ))
         })?;
@@ -331,12 +264,12 @@ pub async fn config(
     }
     if target.app_settings {
         let ops = ops.ok_or_else(|| {
-            SetupError("spec.app is required when targets.config.appSettings is true".into())
+            StepError::Setup("spec.app is required when targets.config.appSettings is true".into())
         })?;
         let settings = ops
-            .get_json("settings")
+            .settings()
             .await
-            .map_err(|e| SetupError(format!("spec.targets.config.appSettings: {e}")))?;
+            .map_err(|e| StepError::Setup(format!("spec.targets.config.appSettings: {e}")))?;
         count += 1;
         document["appSettings"] = settings;
     }
@@ -362,7 +295,7 @@ fn portable_annotations(
 }
 
 /// A LabelSelector as the `labelSelector` query string.
-pub fn selector_string(field: &str, selector: &LabelSelector) -> Result<String, SetupError> {
+pub fn selector_string(field: &str, selector: &LabelSelector) -> Result<String, StepError> {
     let mut terms = Vec::new();
     for (key, value) in selector.match_labels.iter().flatten() {
         terms.push(format!("{key}={value}"));
@@ -375,7 +308,7 @@ pub fn selector_string(field: &str, selector: &LabelSelector) -> Result<String, 
             "Exists" if values.is_empty() => expr.key.clone(),
             "DoesNotExist" if values.is_empty() => format!("!{}", expr.key),
             other => {
-                return Err(SetupError(format!(
+                return Err(StepError::Setup(format!(
                     "{field}.matchExpressions: operator {other:?} with {} values is not valid",
                     values.len()
                 )));

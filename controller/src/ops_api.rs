@@ -9,11 +9,9 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tend_backup::repository::ByteReader;
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+use crate::http::Https;
 
 /// Why an ops API call failed, in words fit for status (the endpoint, never the token).
 #[derive(Debug, thiserror::Error)]
@@ -51,21 +49,13 @@ fn full(bytes: Vec<u8>) -> Body {
 
 impl OpsApi {
     pub fn new(endpoint: &str, token: &str) -> Result<Self, OpsApiError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| OpsApiError {
-                method: "GET",
-                url: endpoint.to_owned(),
-                message: format!("cannot load the system's TLS roots: {e}"),
-            })?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let client = crate::http::client(Some(CONNECT_TIMEOUT)).map_err(|message| OpsApiError {
+            method: "GET",
+            url: endpoint.to_owned(),
+            message,
+        })?;
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client,
             base: endpoint.trim_end_matches('/').to_owned(),
             token: token.trim().to_owned(),
         })
@@ -143,10 +133,7 @@ impl OpsApi {
 
     /// GETs `path` and returns the body as a stream (a database snapshot) with the response
     /// headers.
-    pub async fn get_stream(
-        &self,
-        path: &str,
-    ) -> Result<(ByteReader, http::HeaderMap), OpsApiError> {
+    async fn get_stream(&self, path: &str) -> Result<(ByteReader, http::HeaderMap), OpsApiError> {
         let response = self.send(Method::GET, path, None).await?;
         let (parts, body) = response.into_parts();
         let stream = http_body_util::BodyDataStream::new(body)
@@ -158,7 +145,7 @@ impl OpsApi {
     }
 
     /// GETs `path` as JSON.
-    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, OpsApiError> {
+    async fn get_json(&self, path: &str) -> Result<serde_json::Value, OpsApiError> {
         let url = self.url(path);
         let response = self.send(Method::GET, path, None).await?;
         let body = read_limited(response.into_body(), JSON_LIMIT)
@@ -176,7 +163,7 @@ impl OpsApi {
     }
 
     /// PUTs a JSON document and returns the JSON answer.
-    pub async fn put_json(
+    async fn put_json(
         &self,
         path: &str,
         document: &serde_json::Value,
@@ -205,7 +192,7 @@ impl OpsApi {
 impl OpsApi {
     /// PUTs a file as the streamed body (a database snapshot to restore) and returns the JSON
     /// answer. The file is never read into memory whole.
-    pub async fn put_file(
+    async fn put_file(
         &self,
         path: &str,
         content_type: &str,
@@ -229,6 +216,66 @@ impl OpsApi {
             .await
             .map_err(&fail)?;
         serde_json::from_slice(&body).map_err(|e| fail(format!("answer is not JSON: {e}")))
+    }
+}
+
+/// A SQLite snapshot as `GET /snapshot` streams it.
+pub struct Snapshot {
+    pub body: ByteReader,
+    /// Rows per table of this snapshot (`X-Fieldbook-Row-Counts`), empty if the app sent none.
+    pub row_counts: std::collections::BTreeMap<String, u64>,
+}
+
+/// The typed operations of the ops API (`app/openapi.yaml`): the paths, headers and bodies
+/// live here and nowhere else.
+impl OpsApi {
+    /// `GET /snapshot`: a consistent copy of the app's SQLite database, streamed.
+    pub async fn snapshot(&self) -> Result<Snapshot, OpsApiError> {
+        let (body, headers) = self.get_stream("snapshot").await?;
+        let row_counts = headers
+            .get("x-fieldbook-row-counts")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default();
+        Ok(Snapshot { body, row_counts })
+    }
+
+    /// `PUT /snapshot`: replaces the app's data with a SQLite file (maintenance mode must be
+    /// on); returns the rows each table received.
+    pub async fn restore_snapshot(
+        &self,
+        file: &std::path::Path,
+    ) -> Result<serde_json::Value, OpsApiError> {
+        self.put_file("snapshot", "application/vnd.sqlite3", file)
+            .await
+    }
+
+    /// `GET /settings`: the operator-managed settings document.
+    pub async fn settings(&self) -> Result<serde_json::Value, OpsApiError> {
+        self.get_json("settings").await
+    }
+
+    /// `PUT /settings`: re-applies a settings document, all or nothing.
+    pub async fn put_settings(
+        &self,
+        document: &serde_json::Value,
+    ) -> Result<serde_json::Value, OpsApiError> {
+        self.put_json("settings", document).await
+    }
+
+    /// `PUT /maintenance`: turns maintenance mode on (with the message users see) or off.
+    pub async fn set_maintenance(&self, enabled: bool, message: &str) -> Result<(), OpsApiError> {
+        let body = if enabled {
+            serde_json::json!({"enabled": true, "message": message})
+        } else {
+            serde_json::json!({"enabled": false})
+        };
+        self.put_json("maintenance", &body).await.map(|_| ())
+    }
+
+    /// `GET /verify`: the app's integrity self-check, run now.
+    pub async fn verify(&self) -> Result<serde_json::Value, OpsApiError> {
+        self.get_json("verify").await
     }
 }
 

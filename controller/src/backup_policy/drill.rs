@@ -3,14 +3,17 @@
 //! measured RTO go to `status.lastDrill`, the `DrillPassed` and `RTOMet` conditions, and the
 //! metrics. A passed drill marks its restore point verified (retention keeps the newest
 //! verified point). Finished drill requests beyond `keepRequests` are deleted.
+//!
+//! Just over 400 lines: starting, following and finishing a drill share the policy's status and
+//! are kept together.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::{Api, Resource, ResourceExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, ResourceExt};
 use tend_crds::backup_policy::{BackupPolicy, BackupPolicyStatus, DrillResult, RunResult};
 use tend_crds::conditions::{condition, remove_condition, set_condition, types};
 use tend_crds::cron::Schedule;
@@ -20,21 +23,14 @@ use tend_crds::restore_request::{
 };
 use tend_crds::types::{LocalObjectRef, parse_duration};
 
+use crate::children::{Child, child_name};
 use crate::context::Context;
 use crate::metrics::PolicyLabels;
 use crate::reconcile::Note;
-use crate::restore::DRILL_OF_LABEL;
 use crate::schedule::{ScheduleState, decide};
+use tend_crds::labels::DRILL_OF as DRILL_OF_LABEL;
 
-/// Event and condition reasons of drills.
-pub mod drill_reasons {
-    pub const STARTED: &str = "DrillStarted";
-    pub const PASSED: &str = "DrillPassed";
-    pub const FAILED: &str = "DrillFailed";
-    pub const RTO_MET: &str = "RTOMet";
-    pub const RTO_BREACHED: &str = "RTOBreached";
-}
-use drill_reasons as dr;
+use tend_crds::backup_policy::drill_reasons as dr;
 
 /// How often a running drill's request is looked at (its end also wakes the policy at once).
 const DRILL_POLL: Duration = Duration::from_secs(5);
@@ -88,7 +84,7 @@ pub async fn reconcile(
 
     let (Ok(schedule), Ok(zone)) = (
         Schedule::parse(drill.schedule.as_str()),
-        jiff::tz::TimeZone::get(policy.spec.time_zone.as_str()),
+        policy.spec.time_zone.resolve(),
     ) else {
         return None;
     };
@@ -177,20 +173,13 @@ async fn start(
         ));
         return;
     };
-    let stamp = slot.strftime("%Y%m%d%H%M%S").to_string();
-    let base: String = name.chars().take(40).collect();
-    let request_name = format!("{}-drill-{stamp}", base.trim_end_matches('-'));
-    let request = RestoreRequest {
-        metadata: ObjectMeta {
-            name: Some(request_name.clone()),
-            namespace: policy.namespace(),
-            labels: Some(BTreeMap::from([(
-                DRILL_OF_LABEL.to_string(),
-                tend_crds::labels::label_value(&name),
-            )])),
-            owner_references: policy.controller_owner_ref(&()).map(|r| vec![r]),
-            ..ObjectMeta::default()
-        },
+    let child = Child {
+        parent: policy,
+        name: child_name(&name, "drill", slot),
+        label: DRILL_OF_LABEL,
+        annotations: BTreeMap::new(),
+        // A controller reference: the policy is reconciled when its drill's request changes.
+        controller: true,
         spec: RestoreRequestSpec {
             policy_ref: LocalObjectRef { name: name.clone() },
             restore_point: RestorePointSelector {
@@ -206,37 +195,16 @@ async fn start(
             },
             checks: drill.checks.clone(),
         },
-        status: None,
     };
-    match api.create(&PostParams::default(), &request).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {
-            let ours = api.get(&request_name).await.is_ok_and(|found| {
-                found
-                    .owner_references()
-                    .iter()
-                    .any(|o| Some(&o.uid) == policy.uid().as_ref())
-            });
-            if !ours {
-                notes.push(Note::warning(
-                    dr::FAILED,
-                    "Drill",
-                    format!(
-                        "a RestoreRequest named {request_name} exists and is not this policy's drill"
-                    ),
-                ));
-                return;
-            }
-        }
-        Err(error) => {
-            tracing::warn!(policy = %name, %error, "creating the drill's RestoreRequest");
-            notes.push(Note::warning(
-                dr::FAILED,
-                "Drill",
-                format!("could not create the drill's RestoreRequest {request_name}: {error}"),
-            ));
-            return;
-        }
+    let request_name = child.name.clone();
+    if let Err(error) = child.create(api).await {
+        tracing::warn!(%error, "creating the drill's RestoreRequest");
+        notes.push(Note::warning(
+            dr::FAILED,
+            "Drill",
+            format!("could not start the drill: {error}"),
+        ));
+        return;
     }
     status.last_drill = Some(DrillResult {
         request_name: request_name.clone(),
@@ -316,7 +284,7 @@ fn finish(
         format!(
             "drill {request_name} restored and verified restore point {} in {}",
             point.as_deref().unwrap_or("?"),
-            rto.map_or_else(|| "?".into(), crate::restore::format_rto)
+            rto.map_or_else(|| "?".into(), tend_crds::types::format_rto)
         )
     } else {
         format!(
@@ -363,7 +331,7 @@ fn set_drill_conditions(
             dr::RTO_MET,
             format!(
                 "the last drill restored and verified in {}; objective {}",
-                crate::restore::format_rto(rto),
+                tend_crds::types::format_rto(rto),
                 objective.as_str()
             ),
             generation,
@@ -375,7 +343,7 @@ fn set_drill_conditions(
             dr::RTO_BREACHED,
             format!(
                 "the last drill took {}, more than the objective {}",
-                crate::restore::format_rto(rto),
+                tend_crds::types::format_rto(rto),
                 objective.as_str()
             ),
             generation,

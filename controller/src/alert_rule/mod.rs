@@ -27,23 +27,13 @@ use tend_crds::alert_rule::{AlertRule, AlertRuleSpec, AlertRuleStatus, AlertSour
 use tend_crds::conditions::reasons;
 
 use crate::context::Context;
-use crate::metrics::{AlertLabels, AlertResultLabels};
-use crate::reconcile::{Note, Verdict};
+use crate::error::StepError;
+use crate::metrics::{AlertFailureLabels, AlertLabels, AlertResultLabels};
+use crate::reconcile::{Note, TendKind, Verdict, status_access};
 use evaluate::{Change, Memory, compare, format_value, step, unsupported};
 use probe::Prober;
 
-/// Reasons of AlertRule conditions and Events.
-pub mod alert_reasons {
-    /// Ready=True: the rule is evaluated on its interval.
-    pub const EVALUATING: &str = "Evaluating";
-    pub const PENDING: &str = "AlertPending";
-    pub const FIRING: &str = "AlertFiring";
-    pub const RESOLVED: &str = "AlertResolved";
-    pub const EVALUATION_FAILED: &str = "EvaluationFailed";
-    pub const REMEDIATION_STARTED: &str = "RemediationStarted";
-    pub const REMEDIATION_FAILED: &str = "RemediationFailed";
-}
-use alert_reasons as ar;
+use tend_crds::alert_rule::reasons as ar;
 
 /// `lastValue` holds at most this much of an error.
 const LAST_VALUE_MAX: usize = 300;
@@ -60,19 +50,36 @@ fn prober() -> Result<&'static Prober, String> {
 }
 
 /// Evaluates the rule's source: the value, or why there is none.
-pub async fn evaluate_source(source: &AlertSource) -> Result<f64, String> {
-    let prober = prober()?;
+pub async fn evaluate_source(source: &AlertSource) -> Result<f64, StepError> {
+    let prober = prober().map_err(StepError::Internal)?;
     if let Some(http) = &source.http {
         return prober.http(http).await;
     }
     if let Some(metrics) = &source.metrics {
         return prober.metrics(metrics).await;
     }
-    Err("no source this build can evaluate".into())
+    Err(StepError::Setup(
+        "spec.source: no source this build can evaluate".into(),
+    ))
+}
+
+impl TendKind for AlertRule {
+    status_access!(AlertRule, AlertRuleSpec, AlertRuleStatus, "AlertRule");
+    type State = ();
+
+    async fn operate(
+        &self,
+        ctx: &Context,
+        _state: &(),
+        status: &mut AlertRuleStatus,
+        now: Timestamp,
+    ) -> Verdict {
+        operate(self, ctx, status, now).await
+    }
 }
 
 /// The AlertRule's own reconcile step.
-pub async fn operate(
+async fn operate(
     rule: &AlertRule,
     ctx: &Context,
     status: &mut AlertRuleStatus,
@@ -194,6 +201,15 @@ async fn evaluate_once(
     let value_text = match &observation {
         Ok(value) => format_value(*value),
         Err(error) => {
+            ctx.metrics
+                .alert
+                .evaluation_failures
+                .get_or_create(&AlertFailureLabels {
+                    namespace: labels.namespace.clone(),
+                    rule: labels.rule.clone(),
+                    reason: error.metric_label(),
+                })
+                .inc();
             let text = shorten(&format!("error: {error}"));
             if status.last_value.as_deref() != Some(text.as_str()) {
                 tracing::warn!(namespace = %labels.namespace, rule = %labels.rule, %error, "alert evaluation failed");

@@ -7,14 +7,13 @@ use http::{Method, Request, Uri, header};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tend_crds::alert_rule::{HttpMeasure, HttpMethod, HttpProbe, MetricsScrape};
 
 use super::evaluate::aggregate;
 use super::textformat;
+use crate::error::StepError;
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+use crate::http::Https;
 
 /// Limit for a scraped page: a misbehaving endpoint cannot make the controller buffer
 /// without bound.
@@ -30,27 +29,19 @@ pub struct Prober {
 
 impl Prober {
     pub fn new() -> Result<Self, String> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: crate::http::client(None)?,
         })
     }
 
     /// Probes `probe.url` and returns the measured value. Failures to get an answer count as
     /// down (`up` 0, `statusCode` 0); for `latencySeconds` a timeout counts as the timeout,
     /// other failures are an error (no latency was measured).
-    pub async fn http(&self, probe: &HttpProbe) -> Result<f64, String> {
+    pub async fn http(&self, probe: &HttpProbe) -> Result<f64, StepError> {
         let timeout = probe
             .timeout
             .parse()
-            .map_err(|e| format!("spec.source.http.timeout: {e}"))?;
+            .map_err(|e| StepError::Setup(format!("spec.source.http.timeout: {e}")))?;
         let method = match probe.method {
             HttpMethod::Head => Method::HEAD,
             _ => Method::GET,
@@ -70,19 +61,25 @@ impl Prober {
             (HttpMeasure::Up | HttpMeasure::StatusCode, Err(_)) => Ok(0.0),
             (HttpMeasure::StatusCode, Ok(status)) => Ok(f64::from(status)),
             (HttpMeasure::LatencySeconds, Ok(_)) => Ok(elapsed.as_secs_f64()),
-            (HttpMeasure::Unknown, Ok(_)) => Err("spec.source.http.measure is unknown".into()),
+            (HttpMeasure::Unknown, Ok(_)) => Err(StepError::Setup(
+                "spec.source.http.measure is unknown".into(),
+            )),
             (HttpMeasure::LatencySeconds, Err(Failure::TimedOut)) => Ok(timeout.as_secs_f64()),
-            (_, Err(Failure::Other(message))) => Err(message),
-            (_, Err(Failure::TimedOut)) => Err(format!(
+            (_, Err(Failure::Other(message))) => Err(StepError::Probe(message)),
+            (_, Err(Failure::TimedOut)) => Err(StepError::Probe(format!(
                 "{}: no answer within {:?}",
                 redact(&probe.url),
                 timeout
-            )),
+            ))),
         }
     }
 
     /// Scrapes the page and aggregates the selected series.
-    pub async fn metrics(&self, scrape: &MetricsScrape) -> Result<f64, String> {
+    pub async fn metrics(&self, scrape: &MetricsScrape) -> Result<f64, StepError> {
+        self.scrape(scrape).await.map_err(StepError::Probe)
+    }
+
+    async fn scrape(&self, scrape: &MetricsScrape) -> Result<f64, String> {
         let shown = redact(&scrape.url);
         let (parts, body) = self
             .send(&scrape.url, Method::GET, SCRAPE_TIMEOUT)
