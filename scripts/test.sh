@@ -101,7 +101,7 @@ if [ $# -eq 0 ]; then
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --locked --no-fail-fast -E "$time_filter"
     else
-        cargo test --locked --no-fail-fast -p tend -p tend-crds -p tend-backup -p tend-e2e --lib
+        cargo test --locked --no-fail-fast -p tend -p tend-crds -p tend-backup -p tend-testkit -p tend-e2e --lib
         cargo test --locked --no-fail-fast -p tend-e2e -- \
             scheduled drills responses_are_never tend_reconciles_every_example kubectl_wait
     fi

@@ -1,10 +1,7 @@
-//! Test harness: builds the app on a fresh SQLite file or a fresh database
-//! in a throwaway PostgreSQL server, and a small cookie-keeping client that
-//! drives the router with `oneshot` (no socket).
-#![allow(dead_code)]
-
-pub mod postgres;
-pub mod procs;
+//! fieldbook in-process: [`TestApp`] builds the app on a fresh SQLite file or a fresh database
+//! in the shared throwaway PostgreSQL server, and [`Client`], a small cookie-keeping client,
+//! drives its router with `oneshot` (no socket). [`on_both_backends!`] declares one test per
+//! backend for a scenario.
 
 use std::collections::HashMap;
 
@@ -54,7 +51,7 @@ impl TestApp {
                 .join("fieldbook.db")
                 .to_string_lossy()
                 .into_owned(),
-            Backend::Postgres => postgres::fresh_database().await,
+            Backend::Postgres => crate::Postgres::shared().fresh_database(),
         };
         let db = Db::connect(&database_url).await.expect("connect");
         db.migrate().await.expect("migrate");
@@ -124,6 +121,53 @@ impl TestApp {
         }
         .expect("request");
         Reply::from(self.router.clone().oneshot(req).await.expect("infallible")).await
+    }
+
+    /// A field "North" with a crop "Tomato" for `user` (signed in); returns the crop's id.
+    pub async fn field_with_crop(&self, user: &mut Client) -> i64 {
+        use sqlx::Row;
+        user.post_form("/fields", &[("name", "North")]).await;
+        let fid: i64 = sqlx::query("SELECT MAX(id) AS id FROM fields")
+            .fetch_one(&self.state.db.pool)
+            .await
+            .expect("a field")
+            .get("id");
+        user.post_form(
+            "/crops",
+            &[("field_id", &fid.to_string()), ("name", "Tomato")],
+        )
+        .await;
+        sqlx::query("SELECT MAX(id) AS id FROM crops")
+            .fetch_one(&self.state.db.pool)
+            .await
+            .expect("a crop")
+            .get("id")
+    }
+
+    /// A new user `email` with one field, crop and record with the photo `png(seed)`; returns
+    /// the photo's object key.
+    pub async fn farm_with_photo(&self, email: &str, seed: u8) -> String {
+        use sqlx::Row;
+        let mut user = self.user(email, fieldbook::auth::Role::User).await;
+        let crop = self.field_with_crop(&mut user).await;
+        let r = user
+            .post_multipart(
+                "/records",
+                &[
+                    ("crop_id", &crop.to_string()),
+                    ("day", "2024-05-01"),
+                    ("kind", "sowing"),
+                ],
+                Some(("photo", "p.png", &png(seed))),
+                true,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+        sqlx::query("SELECT object_key FROM photos ORDER BY id DESC LIMIT 1")
+            .fetch_one(&self.state.db.pool)
+            .await
+            .expect("a photo")
+            .get("object_key")
     }
 
     /// Count of stored log entries of one category whose JSON contains `needle`.
@@ -353,7 +397,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    super::$scenario($crate::common::Backend::Sqlite).await;
+                    super::$scenario($crate::fieldbook::Backend::Sqlite).await;
                 }
             )*
         }
@@ -361,7 +405,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    super::$scenario($crate::common::Backend::Postgres).await;
+                    super::$scenario($crate::fieldbook::Backend::Postgres).await;
                 }
             )*
         }

@@ -1,6 +1,10 @@
 //! A movable clock for tests that run the controller in-process, and injected times derived
 //! from the real clock.
 //!
+//! [`TestClock::new`] and [`TestClock::frozen`] return the clock the test moves and a reader
+//! that follows it; the controller's `Clock::from_fn(reader)` turns the reader into the clock
+//! it is given (the kit knows nothing of the controller).
+//!
 //! The API server stamps `creationTimestamp` with the real time, and the scheduler never runs a
 //! slot older than the object, so an injected time must lie after the real now: a test pinned
 //! to a calendar date stops working once that date has passed. Every injected time therefore
@@ -13,7 +17,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use jiff::civil::{Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
-use tend::context::Clock;
 
 /// A clock the test moves with [`TestClock::set`]: either running with real time from where it
 /// was set ([`TestClock::new`], for durations such as RTOs), or standing still
@@ -25,32 +28,39 @@ pub struct TestClock {
     frozen: bool,
 }
 
+/// What reads a [`TestClock`]: the closure a controller clock is made from.
+pub trait Reader: Fn() -> Timestamp + Clone + Send + Sync + 'static {}
+
+impl<F: Fn() -> Timestamp + Clone + Send + Sync + 'static> Reader for F {}
+
 impl TestClock {
-    /// A clock that reads `at` now and runs on, and the controller's [`Clock`] that follows it.
-    pub fn new(at: Timestamp) -> (Self, Clock) {
+    /// A clock that reads `at` now and runs on, and the reader that follows it.
+    pub fn new(at: Timestamp) -> (Self, impl Reader) {
         Self::start(at, false)
     }
 
-    /// A clock that reads `at` until it is set again.
-    pub fn frozen(at: Timestamp) -> (Self, Clock) {
+    /// A clock that reads `at` until it is set again, and the reader that follows it.
+    pub fn frozen(at: Timestamp) -> (Self, impl Reader) {
         Self::start(at, true)
     }
 
-    fn start(at: Timestamp, frozen: bool) -> (Self, Clock) {
+    fn start(at: Timestamp, frozen: bool) -> (Self, impl Reader) {
         let test_clock = TestClock {
             micros: Arc::new(AtomicI64::new(0)),
             frozen,
         };
         test_clock.set(at);
-        let micros = test_clock.micros.clone();
-        let clock = Clock::from_fn(move || {
-            let mut at = micros.load(Ordering::SeqCst);
-            if !frozen {
-                at += Timestamp::now().as_microsecond();
-            }
-            Timestamp::from_microsecond(at).expect("test clock within jiff's range")
-        });
-        (test_clock, clock)
+        let reader = test_clock.clone();
+        (test_clock, move || reader.now())
+    }
+
+    /// What the clock reads now.
+    pub fn now(&self) -> Timestamp {
+        let mut at = self.micros.load(Ordering::SeqCst);
+        if !self.frozen {
+            at += Timestamp::now().as_microsecond();
+        }
+        Timestamp::from_microsecond(at).expect("test clock within jiff's range")
     }
 
     /// From now on the clock reads `at` (and, unless frozen, runs on from there).
@@ -119,17 +129,17 @@ mod tests {
     #[test]
     fn the_clock_moves_where_it_is_set() {
         let target = days_after(Timestamp::now(), 400);
-        let (test_clock, clock) = TestClock::new(target);
-        assert!((clock.now() - target).get_seconds().abs() < 5);
+        let (test_clock, now) = TestClock::new(target);
+        assert!((now() - target).get_seconds().abs() < 5);
         test_clock.set(days_after(target, 1));
-        assert!((clock.now() - days_after(target, 1)).get_seconds().abs() < 5);
+        assert!((now() - days_after(target, 1)).get_seconds().abs() < 5);
 
         // A frozen clock keeps microseconds, as the controller's times do.
         let target = Timestamp::from_microsecond(target.as_microsecond()).unwrap();
-        let (frozen, clock) = TestClock::frozen(target);
+        let (frozen, now) = TestClock::frozen(target);
         std::thread::sleep(std::time::Duration::from_millis(20));
-        assert_eq!(clock.now(), target);
+        assert_eq!(now(), target);
         frozen.advance(60);
-        assert_eq!(clock.now(), target + 1.minute());
+        assert_eq!(now(), target + 1.minute());
     }
 }
