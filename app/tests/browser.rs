@@ -6,17 +6,14 @@
 //! published through the ops API shows a banner. Screenshots of the pages go
 //! to `$CARGO_TARGET_TMPDIR/fieldbook-screenshots`.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::postgres::free_port;
-use common::procs::{ChildGuard, find_program, wait_for_port};
-use common::{Backend, TestApp, png};
 use fieldbook::auth::Role;
 use serde_json::{Value, json};
+use tend_testkit::fieldbook::{Backend, TestApp, png};
+use tend_testkit::{ChildGuard, free_port, require};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PACKAGES: &str = "apt-get install -y chromium chromium-driver";
@@ -209,7 +206,7 @@ async fn farmer_signs_in_records_with_photo_and_finds_help_in_chromium() {
 }
 
 async fn scenario() {
-    let driver_bin = find_program("chromedriver", PACKAGES);
+    let driver_bin = require("chromedriver", PACKAGES);
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .find(|p| std::path::Path::new(p).is_file())
@@ -234,7 +231,9 @@ async fn scenario() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut driver = ChildGuard::spawn(&mut command, "chromedriver");
-    wait_for_port(port, &mut driver, "chromedriver", Duration::from_secs(60)).await;
+    driver
+        .wait_for_port(port, "chromedriver", Duration::from_secs(60))
+        .await;
     let profile = tempfile::tempdir().unwrap();
     let session = http(
         port,

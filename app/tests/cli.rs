@@ -1,13 +1,10 @@
 //! The `fieldbook` binary: `serve` with the README's dev command line (and a
 //! bootstrap admin), `migrate`, `create-admin`, and clear errors on bad input.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::postgres::free_port;
-use common::procs::ChildGuard;
+use tend_testkit::{ChildGuard, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fieldbook");
 
@@ -40,7 +37,7 @@ async fn serve_starts_from_the_readme_command_line_with_a_bootstrap_admin() {
     // Poll /readyz with a raw request until the server answers 200.
     let started = Instant::now();
     loop {
-        if let Ok(Some(status)) = server.0.try_wait() {
+        if let Some(status) = server.try_wait() {
             panic!("fieldbook exited with {status}");
         }
         if get(port, "/readyz", None)

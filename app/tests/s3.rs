@@ -2,50 +2,23 @@
 //! upload lands as a content-addressed object, is served back by streaming,
 //! and `verify` notices when it disappears.
 
-mod common;
-
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use axum::http::StatusCode;
-use common::postgres::free_port;
-use common::procs::{ChildGuard, wait_for_port};
-use common::{Backend, TestApp, png};
 use fieldbook::auth::Role;
 use fieldbook::config::S3Config;
-
-const INSTALL: &str = "pip install 'moto[server]'";
-
-fn moto_command(port: u16) -> Command {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("moto_server").is_file()))
-        .unwrap_or(false);
-    if !on_path {
-        panic!("the S3 test needs an S3 API server: {INSTALL}");
-    }
-    let mut c = Command::new("moto_server");
-    c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-    c
-}
+use tend_testkit::fieldbook::{Backend, TestApp, png};
+use tend_testkit::{S3_KEY_ID, S3_SECRET, S3Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn photos_are_stored_in_and_served_from_s3() {
-    let port = free_port();
-    let mut server = ChildGuard::spawn(
-        moto_command(port)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        "s3 service",
-    );
-    wait_for_port(port, &mut server, "moto_server", Duration::from_secs(90)).await;
+    let server = S3Server::start();
     let s3 = S3Config {
         bucket: "fieldbook-photos".into(),
         prefix: "prod/photos".into(),
         region: "us-east-1".into(),
-        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        endpoint: Some(server.endpoint()),
         path_style: true,
-        access_key_id: Some("test-access-key".into()),
-        secret_access_key: Some("test-secret-key".into()),
+        access_key_id: Some(S3_KEY_ID.into()),
+        secret_access_key: Some(S3_SECRET.into()),
     };
     let app = TestApp::with_config(Backend::Sqlite, |c| c.photo_s3 = Some(s3.clone())).await;
     let client = {
@@ -54,15 +27,9 @@ async fn photos_are_stored_in_and_served_from_s3() {
             aws_sdk_s3::Config::builder()
                 .behavior_version(BehaviorVersion::latest())
                 .region(Region::new("us-east-1"))
-                .endpoint_url(format!("http://127.0.0.1:{port}"))
+                .endpoint_url(server.endpoint())
                 .force_path_style(true)
-                .credentials_provider(Credentials::new(
-                    "test-access-key",
-                    "test-secret-key",
-                    None,
-                    None,
-                    "test",
-                ))
+                .credentials_provider(Credentials::new(S3_KEY_ID, S3_SECRET, None, None, "test"))
                 .http_client(
                     aws_smithy_http_client::Builder::new()
                         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
@@ -81,26 +48,7 @@ async fn photos_are_stored_in_and_served_from_s3() {
         .expect("create bucket");
 
     let mut user = app.user("farmer@example.com", Role::User).await;
-    user.post_form("/fields", &[("name", "North")]).await;
-    let fid: i64 = sqlx::Row::get(
-        &sqlx::query("SELECT id FROM fields")
-            .fetch_one(&app.state.db.pool)
-            .await
-            .unwrap(),
-        "id",
-    );
-    user.post_form(
-        "/crops",
-        &[("field_id", &fid.to_string()), ("name", "Tomato")],
-    )
-    .await;
-    let cid: i64 = sqlx::Row::get(
-        &sqlx::query("SELECT id FROM crops")
-            .fetch_one(&app.state.db.pool)
-            .await
-            .unwrap(),
-        "id",
-    );
+    let cid = app.field_with_crop(&mut user).await;
     let image = png(77);
     for _ in 0..2 {
         let r = user

@@ -1,45 +1,21 @@
 //! The inquiry acknowledgement goes out by e-mail through a real SMTP server
 //! (aiosmtpd's Mailbox handler writes each message to a Maildir).
 
-mod common;
-
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::postgres::free_port;
-use common::procs::{ChildGuard, python_with_aiosmtpd, wait_for_port};
-use common::{Backend, TestApp};
 use fieldbook::auth::Role;
 use fieldbook::config::SmtpConfig;
+use tend_testkit::SmtpSink;
+use tend_testkit::fieldbook::{Backend, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inquiry_acknowledgement_is_emailed_through_smtp() {
-    let python = python_with_aiosmtpd();
-    let maildir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut sink = ChildGuard::spawn(
-        Command::new(python)
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
-            // Maildir creates its tmp/new/cur only for a directory that does not exist yet.
-            .arg(maildir.path().join("mail"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        "smtp service",
-    );
-    wait_for_port(port, &mut sink, "aiosmtpd", Duration::from_secs(60)).await;
+    let sink = SmtpSink::start().await;
     let app = TestApp::with_config(Backend::Sqlite, |c| {
         c.smtp = Some(SmtpConfig {
             host: "127.0.0.1".into(),
-            port,
+            port: sink.port,
             from: "support@fieldbook.test".into(),
         })
     })
@@ -67,22 +43,7 @@ async fn inquiry_acknowledgement_is_emailed_through_smtp() {
         panic!("no e-mail acknowledgement; error log: {errors:?}");
     }
 
-    let started = Instant::now();
-    let message = loop {
-        let found = std::fs::read_dir(maildir.path().join("mail").join("new"))
-            .ok()
-            .and_then(|mut rd| rd.next())
-            .and_then(|e| e.ok())
-            .and_then(|e| std::fs::read_to_string(e.path()).ok());
-        if let Some(m) = found {
-            break m;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no message arrived in the SMTP sink"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let message = sink.first_message(Duration::from_secs(30)).await;
     assert!(message.contains("To: hanako@example.com"), "{message}");
     assert!(
         message.contains("Subject: We received your inquiry [#"),

@@ -22,9 +22,6 @@
 //! data (defaults 64 and 512); `TEND_BENCH_ONLY` — `database` or `objects`. Every figure is the
 //! best of two runs, baselines and engine interleaved; on a busy machine run it twice.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,22 +30,8 @@ use tend_backup::{
     BackupJob, DatabaseSource, LocalRepository, ObjectsSource, PolicyLocation, PostgresConnection,
     PostgresSource, Repository, run_backup,
 };
-
-fn env_mb(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn vm_hwm_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
+use tend_testkit::bench::{env_number, peak_rss_kib};
+use tend_testkit::pseudo_random;
 
 /// In the child: one backup of the database named by the environment; prints
 /// `seconds stored_bytes vmhwm_kib`.
@@ -66,7 +49,7 @@ fn child() {
         .enable_all()
         .build()
         .unwrap();
-    let keys = common::Keys::new();
+    let keys = tend_testkit::Keys::new();
     let (seconds, bytes) = rt.block_on(async {
         let repo = Arc::new(LocalRepository::new(&repo_dir).unwrap());
         let mut source = PostgresSource::new(conn);
@@ -77,10 +60,10 @@ fn child() {
         let manifest = run_backup(job).await.unwrap();
         (start.elapsed().as_secs_f64(), manifest.stored_bytes())
     });
-    println!("{seconds} {bytes} {}", vm_hwm_kib());
+    println!("{seconds} {bytes} {}", peak_rss_kib());
 }
 
-fn time_pg_dump(pg: &common::Postgres, db: &str, extra: &[&str]) -> f64 {
+fn time_pg_dump(pg: &tend_testkit::Postgres, db: &str, extra: &[&str]) -> f64 {
     let start = Instant::now();
     let status = Command::new(pg.bin.join("pg_dump"))
         .args([
@@ -102,7 +85,7 @@ fn time_pg_dump(pg: &common::Postgres, db: &str, extra: &[&str]) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-fn backup_in_child(pg: &common::Postgres, db: &str) -> (f64, u64, u64) {
+fn backup_in_child(pg: &tend_testkit::Postgres, db: &str) -> (f64, u64, u64) {
     let repo = tempfile::tempdir().unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
         .env("BENCH_CHILD", "1")
@@ -126,7 +109,7 @@ fn backup_in_child(pg: &common::Postgres, db: &str) -> (f64, u64, u64) {
     )
 }
 
-fn make_database(pg: &common::Postgres, db: &str, mib: u64) {
+fn make_database(pg: &tend_testkit::Postgres, db: &str, mib: u64) {
     pg.psql("postgres", &format!("create database {db}"));
     // ~200 bytes a row of mixed, partly compressible data.
     let rows = mib * 1024 * 1024 / 200;
@@ -151,9 +134,9 @@ fn make_database(pg: &common::Postgres, db: &str, mib: u64) {
 type DatabaseResult = (&'static str, f64, f64, (f64, u64, u64));
 
 fn database_benchmark() -> Vec<DatabaseResult> {
-    let small = env_mb("TEND_BENCH_SMALL_MB", 64);
-    let large = env_mb("TEND_BENCH_LARGE_MB", 512);
-    let pg = common::Postgres::start();
+    let small = env_number("TEND_BENCH_SMALL_MB", 64);
+    let large = env_number("TEND_BENCH_LARGE_MB", 512);
+    let pg = tend_testkit::Postgres::start();
     make_database(&pg, "small", small);
     make_database(&pg, "large", large);
     // Warm the cache so the first measured run is not penalised.
@@ -194,18 +177,6 @@ fn database_benchmark() -> Vec<DatabaseResult> {
     results
 }
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// Full backup and incremental (1 % changed) times, best of two rounds, each in a fresh
 /// repository.
 fn objects_benchmark() -> (f64, f64) {
@@ -215,7 +186,7 @@ fn objects_benchmark() -> (f64, f64) {
         .enable_all()
         .build()
         .unwrap();
-    let keys = common::Keys::new();
+    let keys = tend_testkit::Keys::new();
     println!();
     println!("| round | objects | full backup | incremental (1 % changed) | ratio |");
     println!("|---|---|---|---|---|");
@@ -227,7 +198,7 @@ fn objects_benchmark() -> (f64, f64) {
         for i in 0..count {
             std::fs::create_dir_all(path(i).parent().unwrap()).unwrap();
             // Distinct photos: each one is a blob of its own.
-            std::fs::write(path(i), pseudo_random(4096, i)).unwrap();
+            std::fs::write(path(i), pseudo_random(4096, bench_seed(i))).unwrap();
         }
         let repo: Arc<dyn Repository> =
             Arc::new(LocalRepository::new(dir.path().join("repo")).unwrap());
@@ -245,7 +216,7 @@ fn objects_benchmark() -> (f64, f64) {
         };
         let (full, first) = run();
         for i in (0..count).step_by(100) {
-            std::fs::write(path(i), pseudo_random(4096, count * round + i)).unwrap();
+            std::fs::write(path(i), pseudo_random(4096, bench_seed(count * round + i))).unwrap();
         }
         let (incremental, second) = run();
         assert_eq!((second.read, second.uploaded), (count / 100, count / 100));
@@ -305,4 +276,9 @@ fn main() {
             verdict(incremental / full <= 0.05)
         );
     }
+}
+
+/// Photo seeds spread over the whole u64 range (the kit's generator takes the seed as is).
+fn bench_seed(i: u64) -> u64 {
+    i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }

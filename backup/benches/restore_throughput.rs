@@ -25,9 +25,6 @@
 //! `TEND_BENCH_OBJECTS_PARALLELISM` (default 8, the API's default). After the rounds, each half
 //! (database, objects) runs once alone, to show where the time goes.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,22 +35,7 @@ use tend_backup::{
     PostgresTools, Progress, Repository, check_objects, load_manifest, restore_objects,
     restore_part, restore_postgres, run_backup, table_row_counts, verify_backup,
 };
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn vm_hwm_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
+use tend_testkit::bench::{env_number, peak_rss_kib};
 
 fn location() -> PolicyLocation {
     PolicyLocation::new("bench", "restore")
@@ -134,7 +116,7 @@ fn child() {
                 &decryption,
                 &target,
                 &ObjectsRestoreOptions {
-                    parallelism: env_num("TEND_BENCH_OBJECTS_PARALLELISM", 8) as usize,
+                    parallelism: env_number("TEND_BENCH_OBJECTS_PARALLELISM", 8) as usize,
                     ..ObjectsRestoreOptions::default()
                 },
                 &progress,
@@ -193,18 +175,20 @@ fn child() {
         run.objects,
         run.row_counts,
         run.check,
-        vm_hwm_kib()
+        peak_rss_kib()
     );
 }
 
 struct Setup {
-    pg: common::Postgres,
+    pg: tend_testkit::Postgres,
     dir: tempfile::TempDir,
-    keys: common::Keys,
+    keys: tend_testkit::Keys,
     id: String,
     dump: std::path::PathBuf,
 }
 
+/// Eight bytes a step, unlike the kit's byte-a-step `pseudo_random`: the photo sets here are
+/// large enough for the difference to show in the set-up time.
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
@@ -219,10 +203,10 @@ fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn setup() -> Setup {
-    let mib = env_num("TEND_BENCH_LARGE_MB", 64);
-    let photo_kib = env_num("TEND_BENCH_PHOTO_KB", 8).max(1);
-    let count = env_num("TEND_BENCH_PHOTOS", 10_000);
-    let pg = common::Postgres::start();
+    let mib = env_number("TEND_BENCH_LARGE_MB", 64);
+    let photo_kib = env_number("TEND_BENCH_PHOTO_KB", 8).max(1);
+    let count = env_number("TEND_BENCH_PHOTOS", 10_000);
+    let pg = tend_testkit::Postgres::start();
     pg.psql("postgres", "create database source");
     // ~200 bytes a row of mixed, partly compressible data (as in backup_throughput), plus a
     // second table with an index and a foreign key, so the restore rebuilds both.
@@ -262,7 +246,7 @@ fn setup() -> Setup {
         photo_bytes as f64 / 1048576.0
     );
 
-    let keys = common::Keys::new();
+    let keys = tend_testkit::Keys::new();
     let rt = runtime();
     let (id, dump) = rt.block_on(async {
         let repo = Arc::new(LocalRepository::new(dir.path().join("repo")).unwrap());
@@ -307,7 +291,7 @@ fn setup() -> Setup {
     }
 }
 
-fn fresh_database(pg: &common::Postgres, name: &str) {
+fn fresh_database(pg: &tend_testkit::Postgres, name: &str) {
     pg.psql("postgres", &format!("drop database if exists {name}"));
     pg.psql("postgres", &format!("create database {name}"));
 }
@@ -391,7 +375,7 @@ fn main() {
     if std::env::var_os("BENCH_CHILD").is_some() {
         return child();
     }
-    let rounds = env_num("TEND_BENCH_ROUNDS", 2).max(1);
+    let rounds = env_number("TEND_BENCH_ROUNDS", 2).max(1);
     let s = setup();
     println!();
     println!(

@@ -2,19 +2,17 @@
 //! proportion to what changed, changed objects read in parallel however sparse they are, and
 //! the opt-in full blob check that repairs a blob lost out of band.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Keys;
 use futures::future::BoxFuture;
 use tend_backup::{
     BackupJob, ByteReader, LocalRepository, Manifest, ObjectMeta, ObjectsSource, PendingUpload,
     PolicyLocation, Repository, Result, run_backup, verify_backup,
 };
+use tend_testkit::Keys;
 
 /// A repository that counts the calls made to it, by kind and key prefix, and can slow `get`
 /// down to show how many run at once.

@@ -1,14 +1,11 @@
 //! The engine against a local directory repository: atomic puts, the manifest as commit point,
 //! round trips through the pipeline, incremental objects, retention and clear errors.
 
-mod common;
-
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use common::Keys;
 use jiff::{SignedDuration, Timestamp};
 use tend_backup::{
     BackupJob, ConfigSource, DatabaseSource, Encryption, Error, LocalRepository, ObjectsSource,
@@ -16,6 +13,8 @@ use tend_backup::{
     restore_part, restore_points, run_backup, verify_backup,
 };
 use tend_backup::{Uncommitted, remove_uncommitted_backup};
+use tend_testkit::Keys;
+use tend_testkit::pseudo_random;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 /// Yields `good` bytes of data, then fails.
@@ -39,16 +38,21 @@ impl AsyncRead for FailingReader {
     }
 }
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+/// A backup job of `loc` into `repo`, encrypted to `keys`, whose database is the SQLite
+/// snapshot `snapshot` (named `app`, no row counts).
+fn sqlite_job(
+    repo: &Arc<LocalRepository>,
+    loc: &PolicyLocation,
+    keys: &Keys,
+    snapshot: impl AsyncRead + Send + 'static,
+) -> BackupJob {
+    let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
+    job.database = Some(DatabaseSource::Sqlite {
+        row_counts: Default::default(),
+        name: "app".into(),
+        snapshot: Box::pin(snapshot),
+    });
+    job
 }
 
 fn repo() -> (tempfile::TempDir, Arc<LocalRepository>) {
@@ -115,12 +119,7 @@ async fn backup_is_not_a_restore_point_until_manifest_written() {
     let loc = PolicyLocation::new("shop", "nightly");
 
     // The snapshot stream breaks half way: the run fails, names the component, leaves nothing.
-    let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
-    job.database = Some(DatabaseSource::Sqlite {
-        row_counts: Default::default(),
-        name: "app".into(),
-        snapshot: Box::pin(FailingReader { left: 3 << 20 }),
-    });
+    let job = sqlite_job(&repo, &loc, &keys, FailingReader { left: 3 << 20 });
     let err = run_backup(job).await.unwrap_err();
     assert!(matches!(err, Error::Source { .. }), "{err:?}");
     assert!(err.to_string().contains("database"), "{err}");
@@ -139,12 +138,7 @@ async fn backup_is_not_a_restore_point_until_manifest_written() {
     // A good run commits; its parts restore to the original bytes.
     let db = pseudo_random(3 << 20, 1);
     let config = br#"{"configMaps":[{"name":"settings"}]}"#.to_vec();
-    let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
-    job.database = Some(DatabaseSource::Sqlite {
-        row_counts: Default::default(),
-        name: "app".into(),
-        snapshot: Box::pin(io::Cursor::new(db.clone())),
-    });
+    let mut job = sqlite_job(&repo, &loc, &keys, io::Cursor::new(db.clone()));
     job.config = Some(ConfigSource {
         archive: Box::pin(io::Cursor::new(config.clone())),
         content: "json".into(),
@@ -198,12 +192,12 @@ async fn a_tampered_part_fails_verification_and_restore() {
     let (_dir, repo) = repo();
     let keys = Keys::new();
     let loc = PolicyLocation::new("shop", "nightly");
-    let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
-    job.database = Some(DatabaseSource::Sqlite {
-        row_counts: Default::default(),
-        name: "app".into(),
-        snapshot: Box::pin(io::Cursor::new(pseudo_random(200_000, 3))),
-    });
+    let job = sqlite_job(
+        &repo,
+        &loc,
+        &keys,
+        io::Cursor::new(pseudo_random(200_000, 3)),
+    );
     let manifest = run_backup(job).await.unwrap();
     let path = repo
         .root()
@@ -256,12 +250,7 @@ async fn bad_recipients_and_wrong_identities_are_clear_errors_without_secrets() 
     // Restoring with someone else's identity names the cause.
     let (_dir, repo) = repo();
     let loc = PolicyLocation::new("shop", "nightly");
-    let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
-    job.database = Some(DatabaseSource::Sqlite {
-        row_counts: Default::default(),
-        name: "app".into(),
-        snapshot: Box::pin(io::Cursor::new(b"data".to_vec())),
-    });
+    let job = sqlite_job(&repo, &loc, &keys, io::Cursor::new(b"data".to_vec()));
     let manifest = run_backup(job).await.unwrap();
     let other = Keys::new();
     let err = restore_part(
@@ -371,13 +360,13 @@ async fn retention_deletes_expired_backups_unreferenced_blobs_and_leftovers() {
     for day in 0..5 {
         // Each day replaces the photo: every backup references a different blob.
         std::fs::write(photos_root.join("p.jpg"), format!("photo of day {day}")).unwrap();
-        let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
+        let mut job = sqlite_job(
+            &repo,
+            &loc,
+            &keys,
+            io::Cursor::new(format!("db {day}").into_bytes()),
+        );
         job.objects = Some(ObjectsSource::new(photos.clone(), ""));
-        job.database = Some(DatabaseSource::Sqlite {
-            row_counts: Default::default(),
-            name: "app".into(),
-            snapshot: Box::pin(io::Cursor::new(format!("db {day}").into_bytes())),
-        });
         job.started_at = Some(start + SignedDuration::from_hours(24 * day));
         ids.push(run_backup(job).await.unwrap().id);
     }
@@ -485,17 +474,17 @@ async fn a_run_killed_mid_backup_leaves_no_restore_point_and_retention_cleans_it
     let (_dir, repo) = repo();
     let keys = Keys::new();
     let loc = PolicyLocation::new("shop", "nightly");
-    let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
-    job.database = Some(DatabaseSource::Sqlite {
-        row_counts: Default::default(),
-        name: "app".into(),
-        snapshot: Box::pin(HangingReader {
+    let job = sqlite_job(
+        &repo,
+        &loc,
+        &keys,
+        HangingReader {
             data: io::Cursor::new(pseudo_random(2 << 20, 5)),
-        }),
-    });
+        },
+    );
     let progress = job.progress.clone();
     let run = tokio::spawn(run_backup(job));
-    common::eventually("data to reach the repository", || {
+    tend_testkit::until("data to reach the repository", || {
         progress.bytes() > 1 << 20
     })
     .await;
@@ -537,12 +526,12 @@ async fn cleanup_of_an_unrecorded_run_never_deletes_a_committed_backup() {
     let (_dir, repo) = repo();
     let keys = Keys::new();
     let loc = PolicyLocation::new("shop", "nightly");
-    let mut job = BackupJob::new(repo.clone(), loc.clone(), keys.encryption());
-    job.database = Some(DatabaseSource::Sqlite {
-        row_counts: Default::default(),
-        name: "app".into(),
-        snapshot: Box::pin(io::Cursor::new(pseudo_random(1 << 20, 7))),
-    });
+    let job = sqlite_job(
+        &repo,
+        &loc,
+        &keys,
+        io::Cursor::new(pseudo_random(1 << 20, 7)),
+    );
     let manifest = run_backup(job).await.unwrap();
 
     let found = remove_uncommitted_backup(repo.as_ref(), &loc, &manifest.id)

@@ -2,18 +2,16 @@
 //! tools only (age, zstd, jq, sha256sum, pg_restore/psql, sqlite3, aws CLI) on backups the
 //! engine made — from a local directory and from S3.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{Keys, Moto, Postgres, S3_KEY_ID, S3_SECRET, require, s3_repo};
 use tend_backup::{
     BackupJob, ConfigSource, DatabaseSource, LocalRepository, ObjectsSource, PolicyLocation,
     PostgresSource, Repository, run_backup,
 };
+use tend_testkit::{Keys, Postgres, S3_KEY_ID, S3_SECRET, S3Server, require, s3_repo};
 
 const DOC: &str = include_str!("../../docs/backup-repository.md");
 
@@ -223,7 +221,7 @@ async fn manual_restore_from_s3_with_the_aws_cli() {
     require("aws", "pip install awscli");
     let pg = Postgres::start();
     seed(&pg);
-    let moto = Moto::start();
+    let moto = S3Server::start();
     let repo = Arc::new(s3_repo(&moto.endpoint(), "backups", "tend").await);
     let dir = tempfile::tempdir().unwrap();
     let originals = photos(&dir.path().join("photos"));

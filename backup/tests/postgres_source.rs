@@ -1,21 +1,19 @@
 //! PostgreSQL through pg_dump against a throwaway cluster: a restorable dump with row counts,
 //! and clean failures when pg_dump fails or the server dies mid-dump.
 
-mod common;
-
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use common::{Keys, Postgres, eventually};
 use futures::future::BoxFuture;
 use tend_backup::repository::PendingUpload;
 use tend_backup::{
     BackupJob, ByteReader, DatabaseSource, Error, LocalRepository, ObjectMeta, PolicyLocation,
     PostgresSource, Repository, restore_part, restore_points, run_backup,
 };
+use tend_testkit::{Keys, Postgres, until};
 use tokio::io::{AsyncRead, ReadBuf};
 
 fn seed(pg: &Postgres) {
@@ -262,7 +260,7 @@ async fn postgres_killed_mid_dump_leaves_no_restore_point_and_next_run_succeeds(
     job.database = Some(DatabaseSource::Postgres(source));
     let progress = job.progress.clone();
     let run = tokio::spawn(run_backup(job));
-    eventually("the dump to stream", || progress.bytes() > 1 << 20).await;
+    until("the dump to stream", || progress.bytes() > 1 << 20).await;
     pg.kill();
     let err = tokio::time::timeout(Duration::from_secs(120), run)
         .await

@@ -3,13 +3,10 @@
 //! into S3 (moto), and what a corrupted repository does to each: an error naming the part or
 //! object, and a target left as it was.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{Keys, Moto, Postgres, s3_repo};
 use tend_backup::pipeline::{self, Compression};
 use tend_backup::{
     BackupJob, DatabaseSource, Error, LocalRepository, Manifest, ObjectsRestoreOptions,
@@ -17,6 +14,7 @@ use tend_backup::{
     Progress, Repository, check_objects, check_query, create_database, drop_database,
     restore_objects, restore_postgres, run_backup, table_row_counts, verify_backup,
 };
+use tend_testkit::{Keys, Postgres, S3Server, s3_repo};
 
 fn seed(pg: &Postgres) {
     pg.psql("postgres", "create database shop");
@@ -162,7 +160,7 @@ async fn postgres_restore_into_a_scratch_database_and_checks() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    common::eventually("the session to connect", || {
+    tend_testkit::until("the session to connect", || {
         pg.psql(
             "postgres",
             "select count(*) from pg_stat_activity where datname = 'scratch restore'",
@@ -508,7 +506,7 @@ async fn check_objects_names_missing_and_mismatched_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_restore_into_s3() {
-    let moto = Moto::start();
+    let moto = S3Server::start();
     let dir = tempfile::tempdir().unwrap();
     let originals = photos(&dir.path().join("photos"));
     let repo = local_repo(dir.path());

@@ -1,34 +1,21 @@
 //! The engine against a real S3-compatible server (moto), including the server going away in
 //! the middle of a multipart upload.
 
-mod common;
-
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use common::{CutProxy, Keys, Moto, S3_SECRET, eventually, s3_repo};
 use jiff::{SignedDuration, Timestamp};
 use tend_backup::{
     BackupJob, DatabaseSource, ObjectsSource, PolicyLocation, Repository, RetentionOptions,
     RetentionRules, apply_retention, restore_object, restore_part, restore_points, run_backup,
     verify_backup,
 };
+use tend_testkit::pseudo_random;
+use tend_testkit::{CutProxy, Keys, S3_SECRET, S3Server, s3_repo, until};
 use tokio::io::{AsyncRead, ReadBuf};
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// `total` bytes of incompressible data, produced at a bounded rate, optionally failing at the end.
 struct SlowSource {
@@ -87,7 +74,7 @@ use std::future::Future;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_round_trip_single_put_and_multipart_leave_no_pending_upload() {
-    let moto = Moto::start();
+    let moto = S3Server::start();
     let repo = Arc::new(s3_repo(&moto.endpoint(), "backups", "tend/prod").await);
     let keys = Keys::new();
     let loc = PolicyLocation::new("shop", "nightly");
@@ -133,7 +120,7 @@ async fn s3_round_trip_single_put_and_multipart_leave_no_pending_upload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_a_failing_body_aborts_its_multipart_upload() {
-    let moto = Moto::start();
+    let moto = S3Server::start();
     let repo = s3_repo(&moto.endpoint(), "backups", "").await;
     let err = repo
         .put(
@@ -150,10 +137,10 @@ async fn s3_a_failing_body_aborts_its_multipart_upload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_server_gone_mid_upload_fails_cleanly_and_nothing_is_left_behind() {
-    let moto = Moto::start();
+    let moto = S3Server::start();
     let proxy = CutProxy::start(moto.port).await;
     let direct = Arc::new(s3_repo(&moto.endpoint(), "backups", "").await);
-    let mut config = common::s3_config(&proxy.endpoint(), "backups", "");
+    let mut config = tend_testkit::s3::s3_config(&proxy.endpoint(), "backups", "");
     config.connect_timeout = Duration::from_secs(2);
     let repo = Arc::new(tend_backup::S3Repository::new(config).unwrap());
     let keys = Keys::new();
@@ -168,7 +155,7 @@ async fn s3_server_gone_mid_upload_fails_cleanly_and_nothing_is_left_behind() {
     let progress = job.progress.clone();
     let run = tokio::spawn(run_backup(job));
     // Wait until the multipart upload is under way (more than one part produced), then cut.
-    eventually("the upload to start", || progress.bytes() > 7 << 20).await;
+    until("the upload to start", || progress.bytes() > 7 << 20).await;
     assert!(
         !direct.list_uploads("").await.unwrap().is_empty(),
         "no multipart upload in flight"
@@ -231,7 +218,7 @@ async fn s3_server_gone_mid_upload_fails_cleanly_and_nothing_is_left_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_bucket_as_object_source_is_backed_up_incrementally() {
-    let moto = Moto::start();
+    let moto = S3Server::start();
     let photos = Arc::new(s3_repo(&moto.endpoint(), "photos", "").await);
     let repo = Arc::new(s3_repo(&moto.endpoint(), "backups", "").await);
     let keys = Keys::new();
@@ -281,7 +268,7 @@ async fn s3_bucket_as_object_source_is_backed_up_incrementally() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_run_killed_mid_upload_leaves_an_upload_that_retention_aborts() {
-    let moto = Moto::start();
+    let moto = S3Server::start();
     let repo = Arc::new(s3_repo(&moto.endpoint(), "backups", "").await);
     let keys = Keys::new();
     let loc = PolicyLocation::new("shop", "nightly");
@@ -293,7 +280,7 @@ async fn s3_run_killed_mid_upload_leaves_an_upload_that_retention_aborts() {
     });
     let progress = job.progress.clone();
     let run = tokio::spawn(run_backup(job));
-    eventually("the upload to start", || progress.bytes() > 7 << 20).await;
+    until("the upload to start", || progress.bytes() > 7 << 20).await;
     run.abort();
     assert!(run.await.unwrap_err().is_cancelled());
     assert!(

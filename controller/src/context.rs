@@ -1,6 +1,7 @@
-//! State shared by every reconciler.
+//! What every reconciler shares: the API client, the Event recorder, the metrics and the clock.
+//! Nothing here knows a kind; each kind keeps its own runtime state (see
+//! [`crate::reconcile::TendKind::State`]).
 
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
@@ -8,75 +9,22 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, Recorder, Reporter};
 
-use crate::backup::{BackupRuns, BackupSettings};
+pub use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::restore::RestoreRuns;
 use crate::secrets::SecretCache;
 
-/// Where "now" comes from. Production reads the system clock; tests inject one they move, so
-/// schedules and retention over many days run without sleeping.
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
-
-impl Clock {
-    /// The system clock.
-    pub fn system() -> Self {
-        Self(Arc::new(Timestamp::now))
-    }
-
-    /// A clock that asks `now`.
-    pub fn from_fn(now: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
-        Self(Arc::new(now))
-    }
-
-    pub fn now(&self) -> Timestamp {
-        (self.0)()
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Self::system()
-    }
-}
-
-impl fmt::Debug for Clock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Clock({})", self.now())
-    }
-}
-
-/// Shared by all controllers: the client, the event recorder, the Secrets read lately, the
-/// metrics, the clock and the backup runs in progress.
+/// Shared by all controllers.
 pub struct Context {
     pub client: Client,
     pub recorder: EventRecorder,
+    /// Secrets read lately, shared by every reconcile's reference checks.
     pub secrets: SecretCache,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
-    pub backups: BackupRuns,
-    pub backup_settings: BackupSettings,
-    pub restores: RestoreRuns,
 }
 
 impl Context {
-    pub fn new(client: Client, identity: &str, metrics: Arc<Metrics>) -> Self {
-        Self::with(
-            client,
-            identity,
-            metrics,
-            Clock::system(),
-            BackupSettings::default(),
-        )
-    }
-
-    pub fn with(
-        client: Client,
-        identity: &str,
-        metrics: Arc<Metrics>,
-        clock: Clock,
-        backup_settings: BackupSettings,
-    ) -> Self {
+    pub fn new(client: Client, identity: &str, metrics: Arc<Metrics>, clock: Clock) -> Self {
         let reporter = Reporter {
             controller: "tend".into(),
             instance: Some(identity.into()),
@@ -88,9 +36,6 @@ impl Context {
             recorder,
             metrics,
             clock,
-            backups: BackupRuns::default(),
-            backup_settings,
-            restores: RestoreRuns::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tend::backup::BackupSettings;
+use tend::backup_policy::BackupSettings;
 use tend::context::Clock;
 use tend::leader::LeaseConfig;
 use tend::run::{RunConfig, default_identity, run};

@@ -70,11 +70,22 @@ pub struct RestoreLabels {
 /// Restore and drill metrics.
 pub struct RestoreMetrics {
     pub restores: Family<RestoreLabels, Counter>,
+    pub failures: Family<FailureLabels, Counter>,
     pub duration: Family<PolicyLabels, Histogram>,
     pub running: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
     pub drill_success: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
     pub drill_rto_seconds: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
     pub drill_last_timestamp: Family<PolicyLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+}
+
+impl RestoreMetrics {
+    /// A restore of the policy ended: the running gauge one down (never below zero).
+    pub fn ended(&self, labels: &PolicyLabels) {
+        let running = self.running.get_or_create(labels);
+        if running.get() > 0 {
+            running.dec();
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -90,11 +101,19 @@ pub struct AlertResultLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertFailureLabels {
+    pub namespace: String,
+    pub rule: String,
+    pub reason: &'static str,
+}
+
 /// AlertRule metrics, per rule.
 #[derive(Default)]
 pub struct AlertMetrics {
     pub firing: Family<AlertLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
     pub evaluations: Family<AlertResultLabels, Counter>,
+    pub evaluation_failures: Family<AlertFailureLabels, Counter>,
     pub remediations: Family<AlertResultLabels, Counter>,
 }
 
@@ -211,6 +230,7 @@ impl Default for Metrics {
         );
         let restore = RestoreMetrics {
             restores: Family::default(),
+            failures: Family::default(),
             duration: Family::new_with_constructor(|| {
                 Histogram::new([
                     1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
@@ -225,6 +245,11 @@ impl Default for Metrics {
             "restores",
             "Finished restores (RestoreRequests), by policy, mode and result",
             restore.restores.clone(),
+        );
+        registry.register(
+            "restore_failures",
+            "Failed restores (drills included), by policy and reason",
+            restore.failures.clone(),
         );
         registry.register(
             "restore_duration_seconds",
@@ -261,6 +286,11 @@ impl Default for Metrics {
             "alert_evaluations",
             "AlertRule evaluations, by result (ok, error)",
             alert.evaluations.clone(),
+        );
+        registry.register(
+            "alert_evaluation_failures",
+            "AlertRule evaluations that could not read the signal, by reason",
+            alert.evaluation_failures.clone(),
         );
         registry.register(
             "alert_remediations",

@@ -6,19 +6,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use kube::api::ObjectMeta;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource};
 use tend_crds::*;
 use tokio::sync::watch;
 
-use crate::backup::BackupSettings;
+use crate::backup_policy::{BackupSettings, BackupState};
 use crate::context::{Clock, Context};
 use crate::leader::{LeaderElector, LeaseConfig};
 use crate::metrics::Metrics;
-use crate::reconcile::{TendKind, error_policy, reconcile_guarded};
+use crate::reconcile::{KindContext, TendKind, error_policy, reconcile_guarded};
+use crate::restore_request::RestoreState;
 use crate::server::{self, Probes};
-use kube::api::ObjectMeta;
 use kube::core::DeserializeGuard;
 
 /// Settings of `tend run`.
@@ -142,39 +144,39 @@ pub async fn run_with_client(
     }
 
     tend_backup::install_crypto_provider();
-    let ctx = Arc::new(Context::with(
+    let ctx = Arc::new(Context::new(
         client.clone(),
         &identity,
         metrics.clone(),
         config.clock.clone(),
-        config.backup.clone(),
     ));
+    // The kinds: each with its own state; the only place that lists them.
+    let backups = Arc::new(BackupState::new(config.backup.clone()));
+    let restores = Arc::new(RestoreState::new(config.backup.clone()));
+    let watch = Watch {
+        client: &client,
+        namespace: config.watch_namespace.as_deref(),
+    };
     let controllers = futures::future::join_all(vec![
-        controller_with::<BackupPolicy>(
-            &client,
-            &config,
-            ctx.clone(),
-            stopped(),
-            Some(
-                futures::stream::select(
-                    ctx.backups.finished_runs(),
-                    ctx.restores.finished_runs_for_policies(),
-                )
-                .boxed(),
-            ),
-        ),
-        controller_with::<RestoreRequest>(
-            &client,
-            &config,
-            ctx.clone(),
-            stopped(),
-            Some(ctx.restores.finished_runs().boxed()),
-        ),
-        controller::<AlertRule>(&client, &config, ctx.clone(), stopped()),
-        controller::<EscalationPolicy>(&client, &config, ctx.clone(), stopped()),
-        controller::<IncidentRecord>(&client, &config, ctx.clone(), stopped()),
-        controller::<SupportChannel>(&client, &config, ctx.clone(), stopped()),
-        controller::<LogPolicy>(&client, &config, ctx.clone(), stopped()),
+        // A policy is woken when a run ends, and when a drill's RestoreRequest (a controller
+        // reference to the policy) changes.
+        watch
+            .controller::<BackupPolicy>(stopped())
+            .owns(
+                watch.api::<RestoreRequest>(),
+                watcher::Config::default().any_semantic(),
+            )
+            .reconcile_all_on(backups.finished_runs())
+            .run(&ctx, &backups),
+        watch
+            .controller::<RestoreRequest>(stopped())
+            .reconcile_all_on(restores.finished_runs())
+            .run(&ctx, &restores),
+        watch.simple::<AlertRule>(&ctx, stopped()),
+        watch.simple::<EscalationPolicy>(&ctx, stopped()),
+        watch.simple::<IncidentRecord>(&ctx, stopped()),
+        watch.simple::<SupportChannel>(&ctx, stopped()),
+        watch.simple::<LogPolicy>(&ctx, stopped()),
     ]);
 
     let result = match elector.as_mut() {
@@ -195,8 +197,8 @@ pub async fn run_with_client(
     };
     // Runs still going stay `Running` in status; whoever leads next reports them failed and
     // removes their partial data.
-    ctx.backups.abort_all();
-    ctx.restores.abort_all();
+    backups.abort_all();
+    restores.abort_all();
     if let Some(elector) = elector.as_mut() {
         metrics.leader.set(0);
         if let Err(error) = elector.release().await {
@@ -214,52 +216,6 @@ pub async fn run_with_client(
 /// API (long work runs in tasks), so a few dozen keep the API server busy.
 const RECONCILE_CONCURRENCY: u16 = 32;
 
-fn controller<K: TendKind>(
-    client: &Client,
-    config: &RunConfig,
-    ctx: Arc<Context>,
-    stopped: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> futures::future::BoxFuture<'static, ()> {
-    controller_with::<K>(client, config, ctx, stopped, None)
-}
-
-/// A controller that also reconciles every object of its kind when `trigger` yields (a backup
-/// run finished).
-fn controller_with<K: TendKind>(
-    client: &Client,
-    config: &RunConfig,
-    ctx: Arc<Context>,
-    stopped: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-    trigger: Option<futures::stream::BoxStream<'static, ()>>,
-) -> futures::future::BoxFuture<'static, ()> {
-    let api: Api<DeserializeGuard<K>> = match &config.watch_namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    // As `Controller::new`, but every object is trimmed before the cache keeps it.
-    let (reader, writer) = reflector::store();
-    let objects = watcher(api, watcher::Config::default().any_semantic())
-        .modify(|obj: &mut DeserializeGuard<K>| trim_for_cache(obj.meta_mut()))
-        .reflect(writer)
-        .applied_objects();
-    let mut controller = Controller::for_stream(objects, reader).with_config(
-        kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
-    );
-    if let Some(trigger) = trigger {
-        controller = controller.reconcile_all_on(trigger);
-    }
-    controller
-        .graceful_shutdown_on(stopped)
-        .run(reconcile_guarded::<K>, error_policy::<K>, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => tracing::debug!(kind = K::KIND, %object, "reconciled"),
-                Err(error) => tracing::warn!(kind = K::KIND, %error, "controller error"),
-            }
-        })
-        .boxed()
-}
-
 /// Drops what tend never reads from an object before the watch cache keeps it: `managedFields`
 /// (often larger than the spec) and the last-applied annotation (`kubectl apply`'s copy of the
 /// whole object). The cache holds every object of every kind, so this is saved once per object.
@@ -270,6 +226,101 @@ fn trim_for_cache(meta: &mut ObjectMeta) {
         if annotations.is_empty() {
             meta.annotations = None;
         }
+    }
+}
+
+/// Where the controllers watch: one namespace or all.
+struct Watch<'a> {
+    client: &'a Client,
+    namespace: Option<&'a str>,
+}
+
+impl Watch<'_> {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        match self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+
+    /// The Controller of kind `K`, to be given more triggers before [`KindController::run`].
+    fn controller<K: TendKind>(
+        &self,
+        stopped: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ) -> KindController<K> {
+        // As `Controller::new`, but every object is trimmed before the cache keeps it.
+        let (reader, writer) = reflector::store();
+        let objects = watcher(
+            self.api::<DeserializeGuard<K>>(),
+            watcher::Config::default().any_semantic(),
+        )
+        .modify(|obj: &mut DeserializeGuard<K>| trim_for_cache(obj.meta_mut()))
+        .reflect(writer)
+        .applied_objects();
+        KindController(
+            Controller::for_stream(objects, reader)
+                .with_config(
+                    kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
+                )
+                .graceful_shutdown_on(stopped),
+        )
+    }
+
+    /// The Controller of a kind that keeps no state and needs no triggers but its own objects.
+    fn simple<K: TendKind<State = ()>>(
+        &self,
+        ctx: &Arc<Context>,
+        stopped: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ) -> BoxFuture<'static, ()> {
+        let state = Arc::new(());
+        self.controller::<K>(stopped).run(ctx, &state)
+    }
+}
+
+/// A kind's Controller while it is being wired.
+struct KindController<K: TendKind>(Controller<DeserializeGuard<K>>);
+
+impl<K: TendKind> KindController<K> {
+    /// Also reconciles the owner (by controller reference) of a `C` that changes.
+    fn owns<C>(self, api: Api<C>, config: watcher::Config) -> Self
+    where
+        C: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        Self(self.0.owns(api, config))
+    }
+
+    /// Also reconciles every object of the kind when `trigger` yields (a task ended).
+    fn reconcile_all_on(
+        self,
+        trigger: impl futures::Stream<Item = ()> + Send + Sync + 'static,
+    ) -> Self {
+        Self(self.0.reconcile_all_on(trigger))
+    }
+
+    fn run(self, ctx: &Arc<Context>, state: &Arc<K::State>) -> BoxFuture<'static, ()> {
+        self.0
+            .run(
+                reconcile_guarded::<K>,
+                error_policy::<K>,
+                KindContext::new(ctx.clone(), state.clone()),
+            )
+            .for_each(|result| async move {
+                match result {
+                    Ok((object, _)) => tracing::debug!(kind = K::KIND, %object, "reconciled"),
+                    Err(error) => tracing::warn!(kind = K::KIND, %error, "controller error"),
+                }
+            })
+            .boxed()
     }
 }
 

@@ -1,13 +1,15 @@
-//! Reading Secrets by name, shared across reconciles: every object that references a Secret
-//! used to `get` it on every reconcile (10,000 EscalationPolicies naming one webhook Secret were
-//! 10,000 reads). [`SecretCache`] keeps each Secret tend read for a short time.
+//! The one way tend reads Secrets: `get` by namespace and name — tend never lists or watches
+//! Secrets, so it needs no cluster-wide read access to them. Values go only into the engines'
+//! configuration; errors and logs name the field, the Secret and the key, never a value.
 //!
-//! Still one `get` per Secret by namespace and name: tend never lists or watches Secrets, so it
-//! needs no cluster-wide read access to them. Freshness comes from the short time to live: a copy
-//! older than [`SECRET_TTL`] is read again, so a Secret created, fixed or rotated is seen within
-//! that time. Objects with a missing Secret are rechecked less often than that
-//! (`RECHECK_MISSING_REFERENCE`), so their recheck always reads the API server again. Concurrent
-//! reconciles asking for the same Secret share one read.
+//! [`Secrets`] reads the Secrets of one step (a run, a reference check), each once. Reconciles
+//! read through [`SecretCache`], shared by all of them: every object that references a Secret
+//! used to `get` it on every reconcile (10,000 EscalationPolicies naming one webhook Secret were
+//! 10,000 reads). Freshness comes from a short time to live: a copy older than [`SECRET_TTL`] is
+//! read again, so a Secret created, fixed or rotated is seen within that time. Objects with a
+//! missing Secret are rechecked less often than that (`RECHECK_MISSING_REFERENCE`), so their
+//! recheck always reads the API server again. Concurrent reconciles asking for the same Secret
+//! share one read. Backup and restore runs read every Secret fresh.
 //!
 //! Values are kept in memory only as long as the entry lives, and never logged: only namespaces,
 //! names and key names appear in messages. The copy keeps `data`, `stringData` and `type`; its
@@ -21,7 +23,10 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Api, Client};
+use tend_crds::types::SecretKeyRef;
 use tokio::sync::OnceCell;
+
+use crate::error::StepError;
 
 /// How long a Secret read from the API server is used before it is read again.
 pub const SECRET_TTL: Duration = Duration::from_secs(10);
@@ -149,6 +154,94 @@ fn trimmed(secret: Secret) -> Secret {
         type_: secret.type_,
         immutable: secret.immutable,
     }
+}
+
+/// Reads Secrets of one namespace, each once.
+pub struct Secrets {
+    source: SecretCache,
+    namespace: String,
+    read: HashMap<String, Arc<Secret>>,
+}
+
+impl Secrets {
+    /// Reads each Secret from the API server: for runs, which use credentials as they are now.
+    pub fn new(client: Client, namespace: &str) -> Self {
+        Self::cached(&SecretCache::with_ttl(client, Duration::ZERO), namespace)
+    }
+
+    /// Reads through `cache` (the reconciles' shared one), for checks that run on every
+    /// reconcile.
+    pub fn cached(cache: &SecretCache, namespace: &str) -> Self {
+        Self {
+            source: cache.clone(),
+            namespace: namespace.to_owned(),
+            read: HashMap::new(),
+        }
+    }
+
+    async fn secret(&mut self, field: &str, name: &str) -> Result<&Secret, StepError> {
+        if !self.read.contains_key(name) {
+            let secret = self
+                .source
+                .get(&self.namespace, name)
+                .await
+                .map_err(|e| StepError::Setup(format!("{field}: reading Secret {name:?}: {e}")))?
+                .ok_or_else(|| StepError::Setup(format!("{field}: Secret {name:?} not found")))?;
+            self.read.insert(name.to_owned(), secret);
+        }
+        Ok(&self.read[name])
+    }
+
+    /// One key of a Secret as UTF-8 text.
+    pub async fn value(
+        &mut self,
+        field: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<String>, StepError> {
+        let secret = self.secret(field, name).await?;
+        secret_key(secret, key)
+            .map(|b| {
+                String::from_utf8(b.to_vec()).map_err(|_| {
+                    StepError::Setup(format!(
+                        "{field}: key {key:?} of Secret {name:?} is not UTF-8 text"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    pub async fn required(
+        &mut self,
+        field: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<String, StepError> {
+        self.value(field, name, key)
+            .await?
+            .ok_or_else(|| StepError::Setup(format!("{field}: Secret {name:?} has no key {key:?}")))
+    }
+
+    pub async fn key_ref(&mut self, field: &str, r: &SecretKeyRef) -> Result<String, StepError> {
+        self.required(field, &r.name, &r.key).await
+    }
+}
+
+/// The bytes of one key of a Secret, from `data` or (as written, before the API server merges
+/// it) `stringData`.
+pub fn secret_key<'s>(secret: &'s Secret, key: &str) -> Option<&'s [u8]> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.as_slice())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(String::as_bytes)
+        })
 }
 
 #[cfg(test)]

@@ -10,9 +10,10 @@ use http_body_util::BodyExt;
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
+use tend::context::Clock;
 use tend::context::Context;
 use tend::metrics::Metrics;
-use tend::reconcile::reconcile;
+use tend::reconcile::{KindContext, TendKind, reconcile};
 use tend_crds::{BackupPolicy, EscalationPolicy, IncidentRecord, RestoreRequest};
 
 /// One request the controller made.
@@ -98,12 +99,16 @@ impl MockApi {
         Self { calls, client }
     }
 
-    fn context(&self) -> Arc<Context> {
-        Arc::new(Context::new(
-            self.client.clone(),
-            "test-replica",
-            Arc::new(Metrics::default()),
-        ))
+    fn context<K: TendKind>(&self) -> Arc<KindContext<K>> {
+        KindContext::new(
+            Arc::new(Context::new(
+                self.client.clone(),
+                "test-replica",
+                Arc::new(Metrics::default()),
+                Clock::system(),
+            )),
+            Arc::default(),
+        )
     }
 
     fn calls(&self) -> Vec<Call> {

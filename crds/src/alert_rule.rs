@@ -426,3 +426,15 @@ impl References for AlertRuleSpec {
         refs
     }
 }
+
+/// Reasons of AlertRule conditions and Events (API: alerts and `kubectl wait` match on them).
+pub mod reasons {
+    /// Ready=True: the rule is evaluated on its interval.
+    pub const EVALUATING: &str = "Evaluating";
+    pub const PENDING: &str = "AlertPending";
+    pub const FIRING: &str = "AlertFiring";
+    pub const RESOLVED: &str = "AlertResolved";
+    pub const EVALUATION_FAILED: &str = "EvaluationFailed";
+    pub const REMEDIATION_STARTED: &str = "RemediationStarted";
+    pub const REMEDIATION_FAILED: &str = "RemediationFailed";
+}

@@ -453,3 +453,26 @@ impl References for BackupPolicySpec {
         refs
     }
 }
+
+/// Condition and Event reasons of BackupPolicy backups (API: alerts and `kubectl wait` match
+/// on them).
+pub mod reasons {
+    pub const RUNNING: &str = "BackupRunning";
+    pub const SUCCEEDED: &str = "BackupSucceeded";
+    pub const FAILED: &str = "BackupFailed";
+    pub const STARTED: &str = "BackupStarted";
+    pub const MISSED_SCHEDULE: &str = "MissedSchedule";
+    pub const RPO_MET: &str = "RPOMet";
+    pub const RPO_BREACHED: &str = "RPOBreached";
+    pub const NO_RESTORE_POINT: &str = "NoRestorePoint";
+    pub const RETENTION_FAILED: &str = "RetentionFailed";
+}
+
+/// Condition and Event reasons of BackupPolicy restore drills (API).
+pub mod drill_reasons {
+    pub const STARTED: &str = "DrillStarted";
+    pub const PASSED: &str = "DrillPassed";
+    pub const FAILED: &str = "DrillFailed";
+    pub const RTO_MET: &str = "RTOMet";
+    pub const RTO_BREACHED: &str = "RTOBreached";
+}

@@ -50,6 +50,21 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     ]
 }
 
+/// The plural (resource name) of a tend kind, e.g. `BackupPolicy` → `backuppolicies`.
+pub fn plural_of(kind: &str) -> Option<&'static str> {
+    static PLURALS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    PLURALS
+        .get_or_init(|| {
+            crds()
+                .into_iter()
+                .map(|crd| (crd.spec.names.kind, crd.spec.names.plural))
+                .collect()
+        })
+        .iter()
+        .find(|(k, _)| k == kind)
+        .map(|(_, plural)| plural.as_str())
+}
+
 /// File name of a CRD under `manifests/crds/`, e.g. `backuppolicies.tend.dev.yaml`.
 pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
     format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or("unnamed"))
@@ -64,4 +79,17 @@ pub fn crd_yaml(crd: &CustomResourceDefinition) -> String {
 /// All CRDs as one multi-document YAML stream (what `tend crds` prints).
 pub fn all_crds_yaml() -> String {
     crds().iter().map(crd_yaml).collect::<Vec<_>>().join("")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_kind_has_its_plural() {
+        assert_eq!(super::plural_of("BackupPolicy"), Some("backuppolicies"));
+        assert_eq!(
+            super::plural_of("EscalationPolicy"),
+            Some("escalationpolicies")
+        );
+        assert_eq!(super::plural_of("Pod"), None);
+    }
 }

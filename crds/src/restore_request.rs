@@ -328,3 +328,17 @@ impl References for RestoreRequestSpec {
         refs
     }
 }
+
+/// Condition and Event reasons of RestoreRequest (API: `kubectl wait` and alerts match on
+/// them).
+pub mod reasons {
+    pub const STARTED: &str = "RestoreStarted";
+    pub const PENDING: &str = "RestorePending";
+    pub const RUNNING: &str = "RestoreRunning";
+    pub const VERIFYING: &str = "RestoreVerifying";
+    pub const SUCCEEDED: &str = "RestoreSucceeded";
+    pub const FAILED: &str = "RestoreFailed";
+    pub const MAINTENANCE_ON: &str = "MaintenanceOn";
+    pub const MAINTENANCE_OFF: &str = "MaintenanceOff";
+    pub const SCRATCH_REMOVED: &str = "ScratchRemoved";
+}

@@ -480,3 +480,34 @@ pub enum NoticeImpact {
     #[schemars(skip)]
     Unknown,
 }
+
+/// A recovery time for status: tenths of a second below a minute (small restores finish in
+/// less than one), else `1m12s`. Both forms parse as durations.
+pub fn format_rto(rto: std::time::Duration) -> String {
+    if rto < std::time::Duration::from_secs(60) {
+        format!("{:.1}s", rto.as_secs_f64())
+    } else {
+        format_duration(rto)
+    }
+}
+
+#[cfg(test)]
+mod rto_tests {
+    use super::*;
+
+    #[test]
+    fn rtos_keep_tenths_below_a_minute_and_parse_back() {
+        for (rto, text) in [
+            (std::time::Duration::from_millis(430), "0.4s"),
+            (std::time::Duration::from_millis(12_340), "12.3s"),
+            (std::time::Duration::from_secs(72), "1m12s"),
+        ] {
+            assert_eq!(format_rto(rto), text);
+            let parsed = parse_duration(text).unwrap();
+            assert!(
+                parsed.abs_diff(rto) < std::time::Duration::from_millis(100),
+                "{text}"
+            );
+        }
+    }
+}

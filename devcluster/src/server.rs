@@ -40,7 +40,21 @@ impl Shared {
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new().fallback(dispatch).with_state(shared)
+    Router::new()
+        .fallback(dispatch)
+        .layer(axum::middleware::map_response(no_cache))
+        .with_state(shared)
+}
+
+/// As kube-apiserver does for every response: `Cache-Control: no-cache, private`, so clients
+/// with an HTTP cache (kubectl's discovery cache) revalidate instead of judging freshness from
+/// the `Date` header — which would make a server whose clock runs ahead look forever fresh.
+async fn no_cache(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(http::header::CACHE_CONTROL)
+        .or_insert(http::HeaderValue::from_static("no-cache, private"));
+    response
 }
 
 /// A parsed resource request.

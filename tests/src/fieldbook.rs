@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::process::Proc;
-use crate::tend::{free_port, workspace_binary};
+use tend_testkit::{ChildGuard, free_port};
+
+use crate::tend::workspace_binary;
 
 /// The `fieldbook` binary, built like `tend` (`FIELDBOOK_BIN` overrides).
 pub fn fieldbook_binary() -> PathBuf {
@@ -27,7 +28,7 @@ pub enum PhotoStore {
 
 /// A running fieldbook.
 pub struct Fieldbook {
-    pub proc: Proc,
+    pub proc: ChildGuard,
     pub port: u16,
     pub token: String,
     pub database_url: String,
@@ -81,7 +82,7 @@ impl Fieldbook {
                     .env("AWS_SECRET_ACCESS_KEY", secret_access_key);
             }
         }
-        let mut proc = Proc::spawn(cmd, &dir.join("fieldbook.log"))?;
+        let mut proc = ChildGuard::spawn_logged(cmd, &dir.join("fieldbook.log"))?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if crate::http_get(&format!("127.0.0.1:{port}"), "/readyz").is_ok_and(|b| !b.is_empty())

@@ -5,16 +5,18 @@
 //! tests run anywhere. [`TestCluster::kubectl`] runs the real `kubectl` binary and
 //! [`TestCluster::client`] gives a `kube::Client`. Tools that are missing fail the test with a
 //! message saying what to install; nothing is skipped silently.
+//!
+//! What is not about Kubernetes (ports, polling, child processes, PostgreSQL, the S3 server, the
+//! movable clock) comes from `tend-testkit`, which the other crates' tests share.
 
 #![forbid(unsafe_code)]
 
-pub mod clock;
 pub mod farm;
 pub mod fieldbook;
-pub mod process;
 mod tend;
 
-pub use tend::{Tend, free_port, http_get, tend_binary, workspace_binary};
+pub use tend::{Tend, http_get, tend_binary, workspace_binary};
+pub use tend_testkit::{eventually, free_port};
 
 /// The Events section of `kubectl describe` output.
 pub fn events_of(describe: &str) -> String {
@@ -46,7 +48,7 @@ use anyhow::{Context, bail};
 use devcluster::{DevCluster, Options};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Generous, because CI shares two cores between several builds.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -249,26 +251,6 @@ impl TestCluster {
                 .await?;
         config.default_retry = false;
         Ok(kube::Client::try_from(config)?)
-    }
-}
-
-/// Polls `check` until it returns `Some`, or fails after `timeout` with `what`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    let mut delay = Duration::from_millis(50);
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if start.elapsed() > timeout {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(500));
     }
 }
 

@@ -1,18 +1,11 @@
 //! The `tend` controller as a child process of the tests: building it, starting it against a
 //! test cluster, scraping its metrics, and applying the tend CRDs and examples it works on.
 
-use crate::{TestCluster, process, repo_root};
+use crate::{TestCluster, repo_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for child processes).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use tend_testkit::{ChildGuard, free_port};
 
 /// The `tend` binary next to this test binary, built first (see [`workspace_binary`]) so it is
 /// never stale (`TEND_BIN` overrides).
@@ -62,7 +55,7 @@ fn build_workspace_binaries() -> PathBuf {
 
 /// A running `tend run` process.
 pub struct Tend {
-    pub proc: process::Proc,
+    pub proc: ChildGuard,
     pub metrics_port: u16,
     pub identity: String,
 }
@@ -127,7 +120,7 @@ impl TestCluster {
                 "text",
             ]);
         let log = self.dir.path().join(format!("tend-{identity}.log"));
-        let proc = process::Proc::spawn(cmd, &log)?;
+        let proc = ChildGuard::spawn_logged(cmd, &log)?;
         Ok(Tend {
             proc,
             metrics_port,

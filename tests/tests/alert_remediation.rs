@@ -9,8 +9,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use tend::run::{RunConfig, run_with_client};
-use tend_e2e::clock::TestClock;
 use tend_e2e::{TestCluster, WAIT, eventually, free_port, http_get};
+use tend_testkit::clock::TestClock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const NS: &str = "farm";
@@ -79,10 +79,10 @@ struct Controller {
 
 impl Controller {
     async fn start(c: &TestCluster) -> anyhow::Result<Self> {
-        let (test_clock, clock) = TestClock::new(Timestamp::now());
+        let (test_clock, now) = TestClock::new(Timestamp::now());
         let metrics_addr = format!("127.0.0.1:{}", free_port());
         let mut config = RunConfig::new(metrics_addr.parse()?);
-        config.clock = clock;
+        config.clock = tend::context::Clock::from_fn(now);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(run_with_client(c.client().await?, config, async move {
             let _ = stop_rx.await;

@@ -5,9 +5,6 @@
 //! once, a drill passes, a deleted request blocks nothing, a policy being deleted starts
 //! nothing new.
 
-#[path = "../../backup/tests/common/mod.rs"]
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,11 +14,12 @@ use jiff::civil::Time;
 use serde_json::Value;
 use tend::run::{RunConfig, run_with_client};
 use tend_backup::{LocalRepository, PolicyLocation, restore_points};
-use tend_e2e::clock::{TestClock, next_day_at};
 use tend_e2e::farm::{
     NS, finished_restore, object_json, request_backup, restore_yaml, setup, write_photos,
 };
 use tend_e2e::{TestCluster, WAIT, events_of, eventually, files_under, free_port};
+use tend_testkit::Keys;
+use tend_testkit::clock::{TestClock, next_day_at};
 
 /// The in-process devcluster, or `None` (with a note) when the tests target another cluster,
 /// where faults cannot be injected.
@@ -81,7 +79,7 @@ async fn lost_status_writes_never_lose_a_backup() -> anyhow::Result<()> {
     let Some(dc) = faults(&c) else {
         return Ok(());
     };
-    let keys = common::Keys::new();
+    let keys = Keys::new();
     setup(&c, &keys.recipient, &keys.identity).await?;
     let photos = c.dir.path().join("photos");
     write_photos(&photos, 20, 4096);
@@ -220,7 +218,7 @@ async fn drills_pass_despite_lost_writes_and_long_policy_names() -> anyhow::Resu
     let Some(dc) = faults(&c) else {
         return Ok(());
     };
-    let keys = common::Keys::new();
+    let keys = Keys::new();
     setup(&c, &keys.recipient, &keys.identity).await?;
     let photos = c.dir.path().join("photos");
     write_photos(&photos, 20, 4096);
@@ -242,9 +240,9 @@ async fn drills_pass_despite_lost_writes_and_long_policy_names() -> anyhow::Resu
     )
     .await?;
     let first_backup = next_day_at(Time::constant(2, 0, 30, 0));
-    let (test_clock, clock) = TestClock::new(first_backup);
+    let (test_clock, now) = TestClock::new(first_backup);
     let mut config = RunConfig::new(format!("127.0.0.1:{}", free_port()).parse()?);
-    config.clock = clock;
+    config.clock = tend::context::Clock::from_fn(now);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(run_with_client(c.client().await?, config, async move {
         let _ = stop_rx.await;
@@ -329,7 +327,7 @@ async fn drills_pass_despite_lost_writes_and_long_policy_names() -> anyhow::Resu
 #[tokio::test]
 async fn deleted_objects_block_nothing_and_start_nothing() -> anyhow::Result<()> {
     let c = TestCluster::start().await?;
-    let keys = common::Keys::new();
+    let keys = Keys::new();
     setup(&c, &keys.recipient, &keys.identity).await?;
     let photos = c.dir.path().join("photos");
     write_photos(&photos, 120, 1024 * 1024);
@@ -349,9 +347,9 @@ async fn deleted_objects_block_nothing_and_start_nothing() -> anyhow::Result<()>
     )
     .await?;
     let first_backup = next_day_at(Time::constant(2, 0, 30, 0));
-    let (test_clock, clock) = TestClock::new(first_backup);
+    let (test_clock, now) = TestClock::new(first_backup);
     let mut config = RunConfig::new(format!("127.0.0.1:{}", free_port()).parse()?);
-    config.clock = clock;
+    config.clock = tend::context::Clock::from_fn(now);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(run_with_client(c.client().await?, config, async move {
         let _ = stop_rx.await;

@@ -5,103 +5,18 @@
 //!
 //! Real peers: a throwaway PostgreSQL cluster (initdb) and moto's S3 server, started here.
 
-#[path = "../../backup/tests/common/mod.rs"]
-mod common;
-
 use jiff::civil::{Time, Weekday};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tend::run::{RunConfig, run_with_client};
 use tend_backup::{Decryption, LocalRepository, PolicyLocation, Repository, restore_points};
-use tend_e2e::clock::{TestClock, days_after, next_weekday_at, utc};
+use tend_e2e::farm::{
+    NS, annotate_backup_now, finished_run, patch_policy, policy_status, setup, sqlite, write_photos,
+};
 use tend_e2e::fieldbook::{Fieldbook, PhotoStore};
 use tend_e2e::{TestCluster, WAIT, events_of, eventually, files_under, free_port};
-
-const NS: &str = "farm";
-
-async fn setup(c: &TestCluster, keys: &common::Keys) -> anyhow::Result<()> {
-    c.install_tend_crds(&[]).await?;
-    c.apply_yaml(
-        &[],
-        &format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NS}\n---\n\
-             apiVersion: v1\nkind: Secret\nmetadata:\n  name: backup-age\n  namespace: {NS}\n\
-             stringData:\n  recipients: {}\n  identity: {}\n---\n\
-             apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: farm-settings\n  namespace: {NS}\n  labels: {{app: farm}}\n\
-             data:\n  greeting: hello\n",
-            keys.recipient, keys.identity
-        ),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn policy_status(c: &TestCluster, name: &str) -> anyhow::Result<Value> {
-    let out = c
-        .kubectl(&["get", "backuppolicy", name, "-n", NS, "-o", "json"])
-        .await?;
-    let object: Value = serde_json::from_str(&out)?;
-    Ok(object["status"].clone())
-}
-
-/// Waits until `lastBackup` is a finished run other than `previous`; returns the status.
-async fn finished_run(
-    c: &TestCluster,
-    name: &str,
-    previous: Option<&str>,
-    log: impl Fn() -> String,
-) -> anyhow::Result<Value> {
-    let res = eventually(WAIT * 3, "a backup run to finish", || async {
-        let status = policy_status(c, name).await.ok()?;
-        let run = &status["lastBackup"];
-        let id = run["id"].as_str()?;
-        let done = run["result"] == "Succeeded" || run["result"] == "Failed";
-        (done && Some(id) != previous).then_some(status)
-    })
-    .await;
-    res.map_err(|e| anyhow::anyhow!("{e}\n--- log ---\n{}", log()))
-}
-
-async fn request_backup(c: &TestCluster, name: &str, value: &str) -> anyhow::Result<()> {
-    c.kubectl(&[
-        "annotate",
-        "--overwrite",
-        "backuppolicy",
-        name,
-        "-n",
-        NS,
-        &format!("tend.dev/backup-now={value}"),
-    ])
-    .await?;
-    Ok(())
-}
-
-async fn patch_policy(c: &TestCluster, name: &str, patch: &str) -> anyhow::Result<()> {
-    c.kubectl(&[
-        "patch",
-        "backuppolicy",
-        name,
-        "-n",
-        NS,
-        "--type=merge",
-        "-p",
-        patch,
-    ])
-    .await?;
-    Ok(())
-}
-
-fn write_photos(dir: &Path, count: usize, size: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    for i in 0..count {
-        let sub = dir.join(format!("{:02x}", i % 16));
-        std::fs::create_dir_all(&sub).unwrap();
-        let body: Vec<u8> = (0..size)
-            .map(|j| ((i * 7919 + j * 31) ^ (j >> 3)) as u8)
-            .collect();
-        std::fs::write(sub.join(format!("photo-{i}.jpg")), body).unwrap();
-    }
-}
+use tend_testkit::clock::{TestClock, days_after, next_weekday_at, utc};
+use tend_testkit::{Keys, S3_KEY_ID, S3_SECRET, S3Server, s3_repo};
 
 /// Scheduled runs over sixteen simulated days (the clock is injected, nothing sleeps): every
 /// day's 02:00 run produces a restore point, and retention (2 daily, 3 weekly) keeps exactly
@@ -111,8 +26,8 @@ fn write_photos(dir: &Path, count: usize, size: usize) {
 async fn scheduled_backups_over_sixteen_days_keep_the_configured_generations() -> anyhow::Result<()>
 {
     let c = TestCluster::start().await?;
-    let keys = common::Keys::new();
-    setup(&c, &keys).await?;
+    let keys = Keys::new();
+    setup(&c, &keys.recipient, &keys.identity).await?;
     let photos = c.dir.path().join("photos");
     write_photos(&photos, 20, 4096);
     let repo_dir = c.dir.path().join("repository");
@@ -144,9 +59,9 @@ spec:
     // whatever the date: Tue..Sun, Mon..Sun, Mon..Wed.
     let first = next_weekday_at(Weekday::Tuesday, Time::constant(2, 0, 30, 0));
     let day_at = |day: i64| days_after(first, day - 1);
-    let (test_clock, clock) = TestClock::frozen(first);
+    let (test_clock, now) = TestClock::frozen(first);
     let mut config = RunConfig::new(format!("127.0.0.1:{}", free_port()).parse()?);
-    config.clock = clock;
+    config.clock = tend::context::Clock::from_fn(now);
     let client = c.client().await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(run_with_client(client, config, async move {
@@ -278,8 +193,8 @@ spec:
 #[tokio::test]
 async fn on_demand_backup_of_fieldbook_on_sqlite() -> anyhow::Result<()> {
     let c = TestCluster::start().await?;
-    let keys = common::Keys::new();
-    setup(&c, &keys).await?;
+    let keys = Keys::new();
+    setup(&c, &keys.recipient, &keys.identity).await?;
     let app_dir = c.dir.path().join("fieldbook");
     let photos = app_dir.join("photos");
     write_photos(&photos, 12, 2048);
@@ -333,7 +248,7 @@ spec:
     let tend = c.start_tend("backup-sqlite").await?;
     let log = || tend.proc.log_text();
 
-    request_backup(&c, "fieldbook", "first").await?;
+    annotate_backup_now(&c, "fieldbook", "first").await?;
     let status = finished_run(&c, "fieldbook", None, log).await?;
     let failed = &status["lastBackup"];
     assert_eq!(failed["result"], "Failed", "{status:#}");
@@ -347,7 +262,7 @@ spec:
     assert_eq!(ready["reason"], "BackupFailed", "{status:#}");
 
     patch_policy(&c, "fieldbook", r#"{"spec":{"encryption":{"recipientsSecretRef":{"name":"backup-age","key":"recipients"}}}}"#).await?;
-    request_backup(&c, "fieldbook", "second").await?;
+    annotate_backup_now(&c, "fieldbook", "second").await?;
     let failed_id = failed["id"].as_str().unwrap().to_string();
     let status = finished_run(&c, "fieldbook", Some(&failed_id), log).await?;
     let run = &status["lastBackup"];
@@ -411,7 +326,7 @@ spec:
     )
     .await?;
     drop(file);
-    let users = sqlite_count(&restored, "users")?;
+    let users = sqlite(&restored, "SELECT count(*) FROM users;")?;
     assert_eq!(users, "1");
     // fieldbook counted the snapshot's rows; the manifest keeps them for restore checks.
     let counts = &manifest.database.as_ref().unwrap().row_counts;
@@ -447,7 +362,7 @@ spec:
         r#"{"spec":{"repository":{"filesystem":{"path":"/proc/tend-cannot-write-here"}}}}"#,
     )
     .await?;
-    request_backup(&c, "fieldbook", "third").await?;
+    annotate_backup_now(&c, "fieldbook", "third").await?;
     let status = finished_run(&c, "fieldbook", Some(&good_id), log).await?;
     let failed = &status["lastBackup"];
     assert_eq!(failed["result"], "Failed", "{status:#}");
@@ -467,31 +382,17 @@ spec:
     Ok(())
 }
 
-fn sqlite_count(db: &Path, table: &str) -> anyhow::Result<String> {
-    let out = std::process::Command::new("sqlite3")
-        .arg(db)
-        .arg(format!("SELECT count(*) FROM {table};"))
-        .output()
-        .map_err(|e| anyhow::anyhow!("sqlite3 is needed (apt-get install sqlite3): {e}"))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "sqlite3: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 /// fieldbook on PostgreSQL with photos in an S3 bucket, backed up into an S3 repository (moto):
 /// pg_dump's row counts and every photo are in the manifest.
 #[tokio::test]
 async fn on_demand_backup_of_fieldbook_on_postgres_and_s3() -> anyhow::Result<()> {
     let c = TestCluster::start().await?;
-    let keys = common::Keys::new();
-    setup(&c, &keys).await?;
-    let pg = common::Postgres::start();
+    let keys = Keys::new();
+    setup(&c, &keys.recipient, &keys.identity).await?;
+    let pg = tend_testkit::Postgres::start();
     pg.psql("postgres", "CREATE DATABASE fieldbook");
-    let moto = common::Moto::start();
-    let photos = common::s3_repo(&moto.endpoint(), "farm-photos", "photos").await;
+    let moto = S3Server::start();
+    let photos = s3_repo(&moto.endpoint(), "farm-photos", "photos").await;
     for i in 0..8 {
         let body = format!("photo {i}").repeat(1000).into_bytes();
         let len = body.len() as u64;
@@ -504,7 +405,7 @@ async fn on_demand_backup_of_fieldbook_on_postgres_and_s3() -> anyhow::Result<()
             .await?;
     }
     // The bucket for the repository must exist too.
-    let _ = common::s3_repo(&moto.endpoint(), "farm-backups", "").await;
+    let _ = s3_repo(&moto.endpoint(), "farm-backups", "").await;
     let app_dir = c.dir.path().join("fieldbook");
     let url = format!(
         "postgres://postgres:{}@127.0.0.1:{}/fieldbook",
@@ -517,8 +418,8 @@ async fn on_demand_backup_of_fieldbook_on_postgres_and_s3() -> anyhow::Result<()
             endpoint: moto.endpoint(),
             bucket: "farm-photos".into(),
             prefix: "photos".into(),
-            access_key_id: common::S3_KEY_ID.into(),
-            secret_access_key: common::S3_SECRET.into(),
+            access_key_id: S3_KEY_ID.into(),
+            secret_access_key: S3_SECRET.into(),
         },
     )
     .await?;
@@ -553,14 +454,14 @@ spec:
 "#,
             port = pg.port,
             password = pg.password,
-            key_id = common::S3_KEY_ID,
-            secret = common::S3_SECRET,
+            key_id = S3_KEY_ID,
+            secret = S3_SECRET,
             endpoint = moto.endpoint(),
         ),
     )
     .await?;
     let tend = c.start_tend("backup-pg").await?;
-    request_backup(&c, "fieldbook-pg", "1").await?;
+    annotate_backup_now(&c, "fieldbook-pg", "1").await?;
     let status = finished_run(&c, "fieldbook-pg", None, || tend.proc.log_text()).await?;
     let run = &status["lastBackup"];
     assert_eq!(run["result"], "Succeeded", "{status:#}");
@@ -577,7 +478,7 @@ spec:
             .starts_with("postgresql"),
         "{database}"
     );
-    let repo = common::s3_repo(&moto.endpoint(), "farm-backups", "tend").await;
+    let repo = s3_repo(&moto.endpoint(), "farm-backups", "tend").await;
     let location = PolicyLocation::new(NS, "fieldbook-pg");
     let points = restore_points(&repo, &location).await?;
     assert_eq!(points.len(), 1);
@@ -587,7 +488,7 @@ spec:
     assert_eq!(manifest.objects.as_ref().unwrap().count, 8);
     let log = tend.proc.log_text();
     assert!(!log.contains(&pg.password), "the database password leaked");
-    assert!(!log.contains(common::S3_SECRET), "the S3 secret leaked");
+    assert!(!log.contains(S3_SECRET), "the S3 secret leaked");
     Ok(())
 }
 
@@ -596,8 +497,8 @@ spec:
 #[tokio::test]
 async fn a_run_interrupted_by_sigkill_is_failed_and_cleaned_up() -> anyhow::Result<()> {
     let c = TestCluster::start().await?;
-    let keys = common::Keys::new();
-    setup(&c, &keys).await?;
+    let keys = Keys::new();
+    setup(&c, &keys.recipient, &keys.identity).await?;
     let photos = c.dir.path().join("photos");
     write_photos(&photos, 96, 1024 * 1024);
     let repo_dir = c.dir.path().join("repository");
@@ -623,7 +524,7 @@ spec:
     )
     .await?;
     let mut tend = c.start_tend("backup-kill-1").await?;
-    request_backup(&c, "big", "1").await?;
+    annotate_backup_now(&c, "big", "1").await?;
     let running = eventually(WAIT, "the run to report progress", || async {
         let status = policy_status(&c, "big").await.ok()?;
         let run = status["lastBackup"].clone();
@@ -659,7 +560,7 @@ spec:
         .collect();
     assert!(temp.is_empty(), "unfinished uploads left: {temp:?}");
 
-    request_backup(&c, "big", "2").await?;
+    annotate_backup_now(&c, "big", "2").await?;
     let status = finished_run(&c, "big", Some(&id), || tend.proc.log_text()).await?;
     assert_eq!(status["lastBackup"]["result"], "Succeeded", "{status:#}");
     assert_eq!(status["restorePoints"].as_array().unwrap().len(), 1);

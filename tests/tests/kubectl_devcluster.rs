@@ -402,3 +402,27 @@ async fn kubectl_create_builtins_and_secret_string_data_becomes_data() -> anyhow
     );
     Ok(())
 }
+
+/// kube-apiserver marks every response `Cache-Control: no-cache, private`; without it kubectl's
+/// discovery cache judges freshness from the `Date` header, and a server whose clock runs ahead
+/// of kubectl's (the year-ahead test run) looks fresh forever: kubectl then never sees CRDs
+/// created after its first call ("no matches for kind").
+#[tokio::test]
+async fn responses_are_never_cached_by_kubectl() -> anyhow::Result<()> {
+    let c = TestCluster::start().await?;
+    let out = c.kubectl_output(&["get", "--raw", "/apis", "-v=8"]).await;
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Cache-Control") && l.contains("no-cache, private")),
+        "no Cache-Control: no-cache, private in the response headers:\n{log}"
+    );
+    // A CRD created after kubectl's first discovery is found at once.
+    c.install_widgets().await?;
+    let out = c
+        .apply_yaml(&[], &widgets::manifest("shop", "w1", 1, "blue"))
+        .await?;
+    assert!(out.contains("created"), "{out}");
+    Ok(())
+}

@@ -4,10 +4,6 @@
 //! finished request is never run again; drills run on an injected clock; a restore killed by
 //! SIGKILL ends Failed and its scratch target is removed.
 
-#[path = "../../backup/tests/common/mod.rs"]
-mod common;
-
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::ToSpan;
@@ -15,88 +11,14 @@ use jiff::civil::Time;
 use serde_json::Value;
 use tend::run::{RunConfig, run_with_client};
 use tend_backup::{LocalRepository, PolicyLocation, Repository, restore_points};
-use tend_e2e::clock::{TestClock, days_after, next_day_at, utc};
+use tend_e2e::farm::{
+    NS, finished_restore, object_json, photo_body, policy_status, restore_yaml, setup, sqlite,
+    successful_backup, write_photos,
+};
 use tend_e2e::fieldbook::{Fieldbook, PhotoStore};
 use tend_e2e::{TestCluster, WAIT, events_of, eventually, files_under, free_port};
-
-const NS: &str = "farm";
-
-async fn setup(c: &TestCluster, keys: &common::Keys) -> anyhow::Result<()> {
-    c.install_tend_crds(&[]).await?;
-    c.apply_yaml(
-        &[],
-        &format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NS}\n---\n\
-             apiVersion: v1\nkind: Secret\nmetadata:\n  name: backup-age\n  namespace: {NS}\n\
-             stringData:\n  recipients: {}\n  identity: {}\n---\n\
-             apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: farm-settings\n  namespace: {NS}\n  labels: {{app: farm}}\n\
-             data:\n  greeting: hello\n",
-            keys.recipient, keys.identity
-        ),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn object_json(c: &TestCluster, kind: &str, name: &str) -> anyhow::Result<Value> {
-    let out = c
-        .kubectl(&["get", kind, name, "-n", NS, "-o", "json"])
-        .await?;
-    Ok(serde_json::from_str(&out)?)
-}
-
-async fn request_backup(c: &TestCluster, policy: &str, value: &str) -> anyhow::Result<String> {
-    c.kubectl(&[
-        "annotate",
-        "--overwrite",
-        "backuppolicy",
-        policy,
-        "-n",
-        NS,
-        &format!("tend.dev/backup-now={value}"),
-    ])
-    .await?;
-    let status = eventually(WAIT * 3, "the backup to finish", || async {
-        let status = object_json(c, "backuppolicy", policy).await.ok()?["status"].clone();
-        (status["lastManualRequest"] == value
-            && matches!(
-                status["lastBackup"]["result"].as_str(),
-                Some("Succeeded" | "Failed")
-            ))
-        .then_some(status)
-    })
-    .await?;
-    anyhow::ensure!(
-        status["lastBackup"]["result"] == "Succeeded",
-        "backup failed: {status:#}"
-    );
-    Ok(status["lastBackup"]["id"].as_str().unwrap().to_string())
-}
-
-/// Waits until the request is Succeeded or Failed; returns its status.
-async fn finished(c: &TestCluster, name: &str, log: impl Fn() -> String) -> anyhow::Result<Value> {
-    let res = eventually(
-        WAIT * 4,
-        &format!("RestoreRequest {name} to finish"),
-        || async {
-            let status = object_json(c, "restorerequest", name).await.ok()?["status"].clone();
-            matches!(status["phase"].as_str(), Some("Succeeded" | "Failed")).then_some(status)
-        },
-    )
-    .await;
-    res.map_err(|e| anyhow::anyhow!("{e}\n--- log ---\n{}", log()))
-}
-
-async fn policy_status(c: &TestCluster) -> anyhow::Result<Value> {
-    Ok(object_json(c, "backuppolicy", "nightly").await?["status"].clone())
-}
-
-fn restore_yaml(name: &str, policy: &str, target: &str, checks: &str) -> String {
-    format!(
-        "apiVersion: tend.dev/v1alpha1\nkind: RestoreRequest\nmetadata: {{name: {name}, namespace: {NS}}}\n\
-         spec:\n  policyRef: {{name: {policy}}}\n  restorePoint: {{latest: true}}\n  target: {target}\n{checks}"
-    )
-}
+use tend_testkit::clock::{TestClock, days_after, next_day_at, utc};
+use tend_testkit::{Keys, S3_KEY_ID, S3_SECRET, S3Server, s3_repo};
 
 fn check<'a>(status: &'a Value, name: &str) -> &'a Value {
     status["checks"]
@@ -112,39 +34,6 @@ fn component<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no component {name}: {status:#}"))
 }
 
-fn photo_body(i: usize, size: usize) -> Vec<u8> {
-    (0..size)
-        .map(|j| ((i * 7919 + j * 31) ^ (j >> 3)) as u8)
-        .collect()
-}
-
-fn write_photos(dir: &Path, count: usize, size: usize) -> Vec<PathBuf> {
-    std::fs::create_dir_all(dir).unwrap();
-    (0..count)
-        .map(|i| {
-            let sub = dir.join(format!("{:02x}", i % 16));
-            std::fs::create_dir_all(&sub).unwrap();
-            let path = sub.join(format!("photo-{i}.jpg"));
-            std::fs::write(&path, photo_body(i, size)).unwrap();
-            path
-        })
-        .collect()
-}
-
-fn sqlite(db: &Path, sql: &str) -> anyhow::Result<String> {
-    let out = std::process::Command::new("sqlite3")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .map_err(|e| anyhow::anyhow!("sqlite3 is needed (apt-get install sqlite3): {e}"))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "sqlite3: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 /// fieldbook on SQLite with photos in a directory: a scratch restore leaves production alone;
 /// after users and photos are lost an in-place restore brings them back (maintenance on and off,
 /// the app's verify agrees); re-applying the finished request runs nothing; a corrupted part
@@ -152,8 +41,8 @@ fn sqlite(db: &Path, sql: &str) -> anyhow::Result<String> {
 #[tokio::test]
 async fn fieldbook_on_sqlite_restores_in_place_and_into_scratch() -> anyhow::Result<()> {
     let c = TestCluster::start().await?;
-    let keys = common::Keys::new();
-    setup(&c, &keys).await?;
+    let keys = Keys::new();
+    setup(&c, &keys.recipient, &keys.identity).await?;
     let app_dir = c.dir.path().join("fieldbook");
     let photos_dir = app_dir.join("photos");
     let photos = write_photos(&photos_dir, 12, 4096);
@@ -203,7 +92,7 @@ spec:
     .await?;
     let tend = c.start_tend("restore-sqlite").await?;
     let log = || tend.proc.log_text();
-    let point = request_backup(&c, "fieldbook", "1").await?;
+    let point = successful_backup(&c, "fieldbook", "1", String::new).await?;
 
     // A scratch restore: everything lands under the scratch directory, production is untouched.
     let scratch = restore_yaml(
@@ -216,7 +105,7 @@ spec:
         "  checks:\n  - {name: one-admin, type: sql, query: \"SELECT COUNT(*) = 1 FROM users\"}\n",
     );
     c.apply_yaml(&[], &scratch).await?;
-    let status = finished(&c, "scratch-1", log).await?;
+    let status = finished_restore(&c, "scratch-1", log).await?;
     eprintln!(
         "measured: RestoreRequest scratch-1: phase {}, RTO {}",
         status["phase"], status["rto"]
@@ -274,7 +163,7 @@ spec:
         "  checks:\n  - {name: app, type: appVerify}\n",
     );
     c.apply_yaml(&[], &in_place).await?;
-    let status = finished(&c, "in-place-1", log).await?;
+    let status = finished_restore(&c, "in-place-1", log).await?;
     eprintln!(
         "measured: RestoreRequest in-place-1: phase {}, RTO {}",
         status["phase"], status["rto"]
@@ -390,7 +279,7 @@ spec:
         ),
     )
     .await?;
-    let status = finished(&c, "in-place-2", log).await?;
+    let status = finished_restore(&c, "in-place-2", log).await?;
     eprintln!(
         "measured: RestoreRequest in-place-2: phase {}, RTO {}",
         status["phase"], status["rto"]
@@ -421,12 +310,12 @@ spec:
 #[tokio::test]
 async fn fieldbook_on_postgres_and_s3_restores_in_place_and_into_scratch() -> anyhow::Result<()> {
     let c = TestCluster::start().await?;
-    let keys = common::Keys::new();
-    setup(&c, &keys).await?;
-    let pg = common::Postgres::start();
+    let keys = Keys::new();
+    setup(&c, &keys.recipient, &keys.identity).await?;
+    let pg = tend_testkit::Postgres::start();
     pg.psql("postgres", "CREATE DATABASE fieldbook");
-    let moto = common::Moto::start();
-    let photos = common::s3_repo(&moto.endpoint(), "farm-photos", "photos").await;
+    let moto = S3Server::start();
+    let photos = s3_repo(&moto.endpoint(), "farm-photos", "photos").await;
     for i in 0..8 {
         let body = photo_body(i, 3000);
         let len = body.len() as u64;
@@ -438,8 +327,8 @@ async fn fieldbook_on_postgres_and_s3_restores_in_place_and_into_scratch() -> an
             )
             .await?;
     }
-    let _ = common::s3_repo(&moto.endpoint(), "farm-backups", "").await;
-    let scratch_bucket = common::s3_repo(&moto.endpoint(), "farm-scratch", "").await;
+    let _ = s3_repo(&moto.endpoint(), "farm-backups", "").await;
+    let scratch_bucket = s3_repo(&moto.endpoint(), "farm-scratch", "").await;
     let app_dir = c.dir.path().join("fieldbook");
     let url = format!(
         "postgres://postgres:{}@127.0.0.1:{}/fieldbook",
@@ -452,8 +341,8 @@ async fn fieldbook_on_postgres_and_s3_restores_in_place_and_into_scratch() -> an
             endpoint: moto.endpoint(),
             bucket: "farm-photos".into(),
             prefix: "photos".into(),
-            access_key_id: common::S3_KEY_ID.into(),
-            secret_access_key: common::S3_SECRET.into(),
+            access_key_id: S3_KEY_ID.into(),
+            secret_access_key: S3_SECRET.into(),
         },
     )
     .await?;
@@ -504,15 +393,15 @@ spec:
             password = pg.password,
             token = app.token,
             endpoint_app = app.ops_endpoint(),
-            key_id = common::S3_KEY_ID,
-            secret = common::S3_SECRET,
+            key_id = S3_KEY_ID,
+            secret = S3_SECRET,
             endpoint = moto.endpoint(),
         ),
     )
     .await?;
     let tend = c.start_tend("restore-pg").await?;
     let log = || tend.proc.log_text();
-    request_backup(&c, "fieldbook-pg", "1").await?;
+    successful_backup(&c, "fieldbook-pg", "1", String::new).await?;
 
     c.apply_yaml(
         &[],
@@ -527,7 +416,7 @@ spec:
         ),
     )
     .await?;
-    let status = finished(&c, "scratch-pg", log).await?;
+    let status = finished_restore(&c, "scratch-pg", log).await?;
     eprintln!(
         "measured: RestoreRequest scratch-pg: phase {}, RTO {}",
         status["phase"], status["rto"]
@@ -581,7 +470,7 @@ spec:
         ),
     )
     .await?;
-    let status = finished(&c, "in-place-pg", log).await?;
+    let status = finished_restore(&c, "in-place-pg", log).await?;
     eprintln!(
         "measured: RestoreRequest in-place-pg: phase {}, RTO {}",
         status["phase"], status["rto"]
@@ -602,10 +491,7 @@ spec:
         !log_text.contains(&pg.password),
         "the database password leaked"
     );
-    assert!(
-        !log_text.contains(common::S3_SECRET),
-        "the S3 secret leaked"
-    );
+    assert!(!log_text.contains(S3_SECRET), "the S3 secret leaked");
     Ok(())
 }
 
@@ -617,8 +503,8 @@ spec:
 #[tokio::test]
 async fn drills_run_on_schedule_measure_rto_and_catch_a_broken_backup() -> anyhow::Result<()> {
     let c = TestCluster::start().await?;
-    let keys = common::Keys::new();
-    setup(&c, &keys).await?;
+    let keys = Keys::new();
+    setup(&c, &keys.recipient, &keys.identity).await?;
     let photos = c.dir.path().join("photos");
     write_photos(&photos, 20, 4096);
     let repo_dir = c.dir.path().join("repository");
@@ -654,9 +540,9 @@ spec:
     // The night after today, so the schedule's 02:00 lies after the policy's creation.
     let first_backup = next_day_at(Time::constant(2, 0, 30, 0));
     let first_drill = first_backup + 1.hour();
-    let (test_clock, clock) = TestClock::new(first_backup);
+    let (test_clock, now) = TestClock::new(first_backup);
     let mut config = RunConfig::new(format!("127.0.0.1:{}", free_port()).parse()?);
-    config.clock = clock;
+    config.clock = tend::context::Clock::from_fn(now);
     let client = c.client().await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(run_with_client(client, config, async move {
@@ -682,7 +568,7 @@ spec:
     // Day 1: the 02:00 backup, then the 03:00 drill.
     poke("1").await?;
     let status = eventually(WAIT * 3, "the first backup", || async {
-        let s = policy_status(&c).await.ok()?;
+        let s = policy_status(&c, "nightly").await.ok()?;
         (s["lastBackup"]["result"] == "Succeeded").then_some(s)
     })
     .await?;
@@ -691,7 +577,7 @@ spec:
     test_clock.set(first_drill);
     poke("2").await?;
     let status = eventually(WAIT * 3, "the first drill", || async {
-        let s = policy_status(&c).await.ok()?;
+        let s = policy_status(&c, "nightly").await.ok()?;
         matches!(
             s["lastDrill"]["result"].as_str(),
             Some("Succeeded" | "Failed")
@@ -746,7 +632,7 @@ spec:
     test_clock.set(days_after(first_backup, 1));
     poke("3").await?;
     eventually(WAIT * 3, "the second backup", || async {
-        let s = policy_status(&c).await.ok()?;
+        let s = policy_status(&c, "nightly").await.ok()?;
         (s["lastBackup"]["result"] == "Succeeded" && s["lastBackup"]["id"] != point.as_str())
             .then_some(())
     })
@@ -755,7 +641,7 @@ spec:
     test_clock.set(second_drill);
     poke("4").await?;
     let status = eventually(WAIT * 3, "the second drill", || async {
-        let s = policy_status(&c).await.ok()?;
+        let s = policy_status(&c, "nightly").await.ok()?;
         (s["lastDrill"]["requestName"] != request.as_str()
             && matches!(
                 s["lastDrill"]["result"].as_str(),
@@ -823,8 +709,8 @@ spec:
 #[tokio::test]
 async fn a_restore_killed_mid_way_is_failed_and_its_scratch_removed() -> anyhow::Result<()> {
     let c = TestCluster::start().await?;
-    let keys = common::Keys::new();
-    setup(&c, &keys).await?;
+    let keys = Keys::new();
+    setup(&c, &keys.recipient, &keys.identity).await?;
     let photos = c.dir.path().join("photos");
     write_photos(&photos, 160, 1024 * 1024);
     let repo_dir = c.dir.path().join("repository");
@@ -847,7 +733,7 @@ spec:
     );
     c.apply_yaml(&[], &policy).await?;
     let mut tend = c.start_tend("restore-kill-1").await?;
-    request_backup(&c, "big", "1").await?;
+    successful_backup(&c, "big", "1", String::new).await?;
     c.apply_yaml(
         &[],
         &restore_yaml(
@@ -884,7 +770,7 @@ spec:
     );
 
     let tend = c.start_tend("restore-kill-2").await?;
-    let status = finished(&c, "big-1", || tend.proc.log_text()).await?;
+    let status = finished_restore(&c, "big-1", || tend.proc.log_text()).await?;
     assert_eq!(status["phase"], "Failed", "{status:#}");
     assert!(
         status["message"]
@@ -935,8 +821,8 @@ spec:
 #[tokio::test]
 async fn missing_photos_fire_an_alert_whose_remediation_restores_them() -> anyhow::Result<()> {
     let c = TestCluster::start().await?;
-    let keys = common::Keys::new();
-    setup(&c, &keys).await?;
+    let keys = Keys::new();
+    setup(&c, &keys.recipient, &keys.identity).await?;
     let app_dir = c.dir.path().join("fieldbook");
     let photos_dir = app_dir.join("photos");
     let db = app_dir.join("fieldbook.db");
@@ -1022,7 +908,7 @@ spec:
     .await?;
     let tend = c.start_tend("restore-alert").await?;
     let log = || tend.proc.log_text();
-    request_backup(&c, "fieldbook", "1").await?;
+    successful_backup(&c, "fieldbook", "1", String::new).await?;
     let rule = object_json(&c, "alertrule", "photos-missing").await?;
     assert_ne!(rule["status"]["state"], "Firing", "{rule:#}");
 
@@ -1042,7 +928,7 @@ spec:
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n{}", log()))?;
-    let status = finished(&c, &request, log).await?;
+    let status = finished_restore(&c, &request, log).await?;
     assert_eq!(status["phase"], "Succeeded", "{status:#}\n{}", log());
     assert_eq!(component(&status, "objects")["objects"], 2, "{status:#}");
     assert_eq!(check(&status, "app")["passed"], true, "{status:#}");

@@ -2,14 +2,12 @@
 //! object's purpose is achieved, `Reconciling=True` while work is in progress, `Stalled=True`
 //! when only a change can help. Real kubectl against devcluster (or `TEND_E2E_KUBECONFIG`).
 
-#[path = "../../backup/tests/common/mod.rs"]
-mod common;
-
 use serde_json::Value;
 use tend_e2e::farm::{
     NS, finished_restore, object_json, request_backup, restore_yaml, setup, write_photos,
 };
 use tend_e2e::{TestCluster, WAIT, eventually};
+use tend_testkit::Keys;
 
 fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
     object["status"]["conditions"]
@@ -25,7 +23,7 @@ fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
 #[tokio::test]
 async fn ready_means_done_and_failed_restores_are_stalled() -> anyhow::Result<()> {
     let c = TestCluster::start().await?;
-    let keys = common::Keys::new();
+    let keys = Keys::new();
     setup(&c, &keys.recipient, &keys.identity).await?;
     let photos = c.dir.path().join("photos");
     write_photos(&photos, 10, 4096);

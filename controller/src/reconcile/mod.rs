@@ -4,9 +4,12 @@
 //! Each kind implements [`TendKind`]: how to reach its status, and its own `operate` step. The
 //! pipeline is shared so every kind reports the same way: `observedGeneration`, `Ready`, and
 //! `Stalled` (present only while true) with stable reasons.
+//!
+//! Over 400 lines on purpose: the pipeline's steps (assess, conditions, status write, Events,
+//! requeue) are one sequence every kind shares, and read best together.
 
-mod kinds;
 mod references;
+mod verdict;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -34,98 +37,8 @@ use crate::status::{
     apply_status, apply_status_of, condition_key, publish_event, publish_event_on,
 };
 
-pub use references::{ReferenceProblem, resolve, secret_key};
-
-/// What a kind's own step concluded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    /// `Ready` status.
-    pub ready: bool,
-    /// Stable CamelCase reason.
-    pub reason: &'static str,
-    /// Human message.
-    pub message: String,
-    /// When to look again even if nothing changes (schedules, timeouts).
-    pub requeue_after: Option<Duration>,
-    /// Events about what this step did (a backup started, failed...). When there are any,
-    /// they replace the generic Event on a `Ready` transition.
-    pub notes: Vec<Note>,
-    /// The step found that the object it was given is older than the API server's (a lagging
-    /// watch or a stale list): nothing is written and the object is reconciled again soon.
-    pub stale: bool,
-    /// Work toward the object's purpose is in progress (kstatus `Reconciling=True`, with the
-    /// verdict's reason and message); `Ready` is False meanwhile.
-    pub reconciling: bool,
-    /// The object's purpose failed for good and only a change can help (kstatus
-    /// `Stalled=True`): a failed one-shot restore.
-    pub stalled: bool,
-}
-
-impl Verdict {
-    pub fn new(ready: bool, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            ready,
-            reason,
-            message: message.into(),
-            requeue_after: None,
-            notes: Vec::new(),
-            stale: false,
-            reconciling: false,
-            stalled: false,
-        }
-    }
-
-    /// Work in progress: `Ready=False` and `Reconciling=True` with this reason and message.
-    pub fn reconciling(reason: &'static str, message: impl Into<String>) -> Self {
-        let mut verdict = Self::new(false, reason, message);
-        verdict.reconciling = true;
-        verdict
-    }
-
-    /// Failed for good: `Ready=False` and `Stalled=True` with this reason and message.
-    pub fn stalled(reason: &'static str, message: impl Into<String>) -> Self {
-        let mut verdict = Self::new(false, reason, message);
-        verdict.stalled = true;
-        verdict
-    }
-
-    /// The object this reconcile was given is older than the API server's copy: write nothing,
-    /// look again soon (the watch delivers the newer copy).
-    pub fn stale(why: impl Into<String>) -> Self {
-        let mut verdict = Self::new(false, reasons::STALE_READ, why);
-        verdict.stale = true;
-        verdict
-    }
-}
-
-/// An Event a kind's step asks the pipeline to record after the status is written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Note {
-    pub warning: bool,
-    pub reason: &'static str,
-    pub action: &'static str,
-    pub message: String,
-}
-
-impl Note {
-    pub fn normal(reason: &'static str, action: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            warning: false,
-            reason,
-            action,
-            message: message.into(),
-        }
-    }
-
-    pub fn warning(reason: &'static str, action: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            warning: true,
-            reason,
-            action,
-            message: message.into(),
-        }
-    }
-}
+pub use references::{ReferenceProblem, resolve};
+pub use verdict::{Note, Verdict};
 
 /// A tend custom resource the pipeline can reconcile.
 pub trait TendKind:
@@ -140,6 +53,9 @@ pub trait TendKind:
 {
     type Spec: Validate + References;
     type Status: Clone + Default + Serialize + PartialEq + Send + Sync;
+    /// What the kind keeps in this process between reconciles (its running tasks, engine
+    /// settings); `()` for kinds that keep nothing.
+    type State: Default + Send + Sync + 'static;
 
     /// Kind name for metrics and logs.
     const KIND: &'static str;
@@ -154,10 +70,36 @@ pub trait TendKind:
     fn operate(
         &self,
         ctx: &Context,
+        state: &Self::State,
         status: &mut Self::Status,
         now: Timestamp,
     ) -> impl std::future::Future<Output = Verdict> + Send;
 }
+
+/// The status accessors of a [`TendKind`] impl, for kinds whose spec and status are the usual
+/// `spec`/`status` fields with `conditions` and `observedGeneration`:
+/// `status_access!(Kind, KindSpec, KindStatus, "Kind");`
+macro_rules! status_access {
+    ($kind:ty, $spec:ty, $status:ty, $name:literal) => {
+        type Spec = $spec;
+        type Status = $status;
+        const KIND: &'static str = $name;
+
+        fn spec(&self) -> &$spec {
+            &self.spec
+        }
+        fn status(&self) -> Option<&$status> {
+            self.status.as_ref()
+        }
+        fn conditions_mut(status: &mut $status) -> &mut Vec<tend_crds::conditions::Condition> {
+            &mut status.conditions
+        }
+        fn observed_generation_mut(status: &mut $status) -> &mut Option<i64> {
+            &mut status.observed_generation
+        }
+    };
+}
+pub(crate) use status_access;
 
 /// How often objects with a problem that may fix itself (a Secret created later) are rechecked.
 const RECHECK_MISSING_REFERENCE: Duration = Duration::from_secs(30);
@@ -187,15 +129,35 @@ const STALE_RETRY: Duration = Duration::from_millis(500);
 /// Even with nothing due, objects are rechecked this often (references may have been deleted).
 const RESYNC: Duration = Duration::from_secs(300);
 
-/// Reconciles one object.
-pub async fn reconcile<K: TendKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
-    timed_reconcile(obj.as_ref(), ctx.as_ref()).await
+/// What one kind's controller hands every reconcile: the shared [`Context`] and the kind's own
+/// [`TendKind::State`].
+pub struct KindContext<K: TendKind> {
+    pub shared: Arc<Context>,
+    pub state: Arc<K::State>,
 }
 
-async fn timed_reconcile<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> {
+impl<K: TendKind> KindContext<K> {
+    pub fn new(shared: Arc<Context>, state: Arc<K::State>) -> Arc<Self> {
+        Arc::new(Self { shared, state })
+    }
+}
+
+/// Reconciles one object.
+pub async fn reconcile<K: TendKind>(obj: Arc<K>, ctx: Arc<KindContext<K>>) -> Result<Action> {
+    timed_reconcile(obj.as_ref(), &ctx).await
+}
+
+#[tracing::instrument(
+    name = "reconcile",
+    skip_all,
+    fields(kind = K::KIND, namespace = obj.namespace().unwrap_or_default(), name = obj.name_any())
+)]
+async fn timed_reconcile<K: TendKind>(obj: &K, ctx: &KindContext<K>) -> Result<Action> {
     let started = Instant::now();
-    let result = reconcile_inner(obj, ctx).await;
-    ctx.metrics.observe_reconcile(K::KIND, started.elapsed());
+    let result = reconcile_inner(obj, &ctx.shared, &ctx.state).await;
+    ctx.shared
+        .metrics
+        .observe_reconcile(K::KIND, started.elapsed());
     result
 }
 
@@ -204,11 +166,11 @@ async fn timed_reconcile<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> 
 /// reported `Stalled` instead of breaking the watch for every other object of its kind.
 pub async fn reconcile_guarded<K: TendKind>(
     obj: Arc<DeserializeGuard<K>>,
-    ctx: Arc<Context>,
+    ctx: Arc<KindContext<K>>,
 ) -> Result<Action> {
     match &obj.0 {
         Ok(object) => timed_reconcile(object, &ctx).await,
-        Err(invalid) => report_unreadable::<K>(invalid, &ctx).await,
+        Err(invalid) => report_unreadable::<K>(invalid, &ctx.shared).await,
     }
 }
 
@@ -216,9 +178,10 @@ pub async fn reconcile_guarded<K: TendKind>(
 pub fn error_policy<K: TendKind>(
     obj: Arc<DeserializeGuard<K>>,
     error: &Error,
-    ctx: Arc<Context>,
+    ctx: Arc<KindContext<K>>,
 ) -> Action {
-    ctx.metrics
+    ctx.shared
+        .metrics
         .reconcile_errors
         .get_or_create(&ErrorLabels {
             kind: K::KIND,
@@ -292,13 +255,13 @@ async fn report_unreadable<K: TendKind>(invalid: &InvalidObject, ctx: &Context) 
     Ok(Action::await_change())
 }
 
-async fn reconcile_inner<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> {
+async fn reconcile_inner<K: TendKind>(obj: &K, ctx: &Context, state: &K::State) -> Result<Action> {
     let now = ctx.now();
     let generation = obj.meta().generation;
     let old_status = obj.status().cloned().unwrap_or_default();
     let mut status = old_status.clone();
 
-    let (verdict, stalled) = match assess(obj, ctx, &mut status, now).await? {
+    let (verdict, stalled) = match assess(obj, ctx, state, &mut status, now).await? {
         Assessment::Operated(verdict) => {
             let stalled = verdict.stalled;
             (verdict, stalled)
@@ -306,7 +269,7 @@ async fn reconcile_inner<K: TendKind>(obj: &K, ctx: &Context) -> Result<Action> 
         Assessment::Stalled(verdict) => (verdict, true),
     };
     if verdict.stale {
-        tracing::debug!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), why = %verdict.message, "stale copy; nothing written");
+        tracing::debug!(why = %verdict.message, "stale copy; nothing written");
         return Ok(Action::requeue(STALE_RETRY));
     }
 
@@ -400,6 +363,7 @@ enum Assessment {
 async fn assess<K: TendKind>(
     obj: &K,
     ctx: &Context,
+    state: &K::State,
     status: &mut K::Status,
     now: Timestamp,
 ) -> Result<Assessment> {
@@ -418,7 +382,9 @@ async fn assess<K: TendKind>(
         verdict.requeue_after = Some(RECHECK_MISSING_REFERENCE);
         return Ok(Assessment::Stalled(verdict));
     }
-    Ok(Assessment::Operated(obj.operate(ctx, status, now).await))
+    Ok(Assessment::Operated(
+        obj.operate(ctx, state, status, now).await,
+    ))
 }
 
 /// Whether `Ready` moved from `previous` to `current` (status, reason) in a way worth an Event.
@@ -449,7 +415,11 @@ async fn record_transition<K: TendKind>(obj: &K, ctx: &Context, verdict: &Verdic
     } else {
         (EventType::Normal, "Reconcile")
     };
-    tracing::info!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), reason = verdict.reason, ready = verdict.ready, "condition changed");
+    tracing::info!(
+        reason = verdict.reason,
+        ready = verdict.ready,
+        "condition changed"
+    );
     publish_event(
         ctx,
         obj,

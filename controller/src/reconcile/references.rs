@@ -5,13 +5,13 @@
 
 use std::fmt;
 
-use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ApiResource, DynamicObject};
 use kube::{Api, Client};
 use tend_crds::conditions::reasons;
 use tend_crds::references::{Reference, Target};
 
 use crate::error::Result;
-use crate::secrets::SecretCache;
+use crate::secrets::{SecretCache, secret_key};
 
 /// The first reference that does not resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,44 +100,19 @@ pub async fn resolve(
     Ok(None)
 }
 
-/// The bytes of one key of a Secret, from `data` or (as written, before the API server merges
-/// it) `stringData`.
-pub fn secret_key<'s>(secret: &'s Secret, key: &str) -> Option<&'s [u8]> {
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|b| b.0.as_slice())
-        .or_else(|| {
-            secret
-                .string_data
-                .as_ref()
-                .and_then(|d| d.get(key))
-                .map(String::as_bytes)
-        })
-}
-
+/// Whether the tend object `kind`/`name` exists (metadata only; any tend kind).
 async fn object_exists(client: &Client, namespace: &str, kind: &str, name: &str) -> Result<bool> {
-    use tend_crds::*;
-    macro_rules! exists {
-        ($t:ty) => {
-            Api::<$t>::namespaced(client.clone(), namespace)
-                .get_metadata_opt(name)
-                .await?
-                .is_some()
-        };
-    }
-    Ok(match kind {
-        "BackupPolicy" => exists!(BackupPolicy),
-        "RestoreRequest" => exists!(RestoreRequest),
-        "AlertRule" => exists!(AlertRule),
-        "EscalationPolicy" => exists!(EscalationPolicy),
-        "IncidentRecord" => exists!(IncidentRecord),
-        "SupportChannel" => exists!(SupportChannel),
-        "LogPolicy" => exists!(LogPolicy),
-        other => {
-            tracing::warn!(kind = other, "reference to a kind tend does not know");
-            false
-        }
-    })
+    let Some(plural) = tend_crds::plural_of(kind) else {
+        tracing::warn!(kind, "reference to a kind tend does not know");
+        return Ok(false);
+    };
+    let resource = ApiResource {
+        group: tend_crds::GROUP.into(),
+        version: tend_crds::VERSION.into(),
+        api_version: format!("{}/{}", tend_crds::GROUP, tend_crds::VERSION),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    Ok(api.get_metadata_opt(name).await?.is_some())
 }

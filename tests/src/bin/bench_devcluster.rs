@@ -20,8 +20,8 @@ use kube::core::GroupVersionKind;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tend_e2e::process::Proc;
 use tend_e2e::{free_port, repo_root};
+use tend_testkit::ChildGuard;
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -130,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
         dc_cmd.arg("--apply").arg(root.join(p));
     }
     let dc_log = dir.path().join("devcluster.log");
-    let dc = Proc::spawn(dc_cmd, &dc_log)?;
+    let dc = ChildGuard::spawn_logged(dc_cmd, &dc_log)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !std::fs::read_to_string(&dc_log)
         .unwrap_or_default()
@@ -343,7 +343,7 @@ async fn run_tend(
         kube::runtime::watcher(api.clone(), kube::runtime::watcher::Config::default()).boxed();
     let mut done_names = std::collections::HashSet::new();
     let started = Instant::now();
-    let mut tend = Proc::spawn(tend_cmd, &dir.join("tend.log"))?;
+    let mut tend = ChildGuard::spawn_logged(tend_cmd, &dir.join("tend.log"))?;
     let mut sampled = Instant::now();
     let done = loop {
         if sampled.elapsed() > Duration::from_millis(500) {
