@@ -1,6 +1,6 @@
 //! What every reconciler shares: the API client, the Event recorder, the metrics and the clock.
-//! Nothing here knows a kind; each kind keeps its own runtime state (see
-//! [`crate::reconcile::TendKind::State`]).
+//! Nothing here knows a kind; each kind keeps its own runtime state (`TendKind::State`, in
+//! the reconcile pipeline).
 
 use std::sync::{Arc, Mutex};
 

@@ -337,3 +337,11 @@ impl References for IncidentRecordSpec {
         refs
     }
 }
+
+/// Reasons of the `PostmortemComplete` condition (API: alerts and `kubectl wait` match on them).
+pub mod reasons {
+    /// Every section the postmortem needs is written.
+    pub const COMPLETE: &str = "Complete";
+    /// Sections are missing; the message names them.
+    pub const INCOMPLETE: &str = "Incomplete";
+}

@@ -1,5 +1,7 @@
 //! What a backup policy's status says: a finished run's record, the restore points, and the
 //! `Ready` verdict. Pure, apart from counting a finished run in the metrics once.
+//!
+//! Over 400 lines because of its unit tests; the code itself is about 320.
 
 use std::collections::HashSet;
 

@@ -4,7 +4,9 @@
 
 use jiff::Timestamp;
 use tend_crds::conditions::{Condition, condition, set_condition, types};
-use tend_crds::incident_record::{IncidentRecord, IncidentRecordSpec, IncidentRecordStatus};
+use tend_crds::incident_record::{
+    IncidentRecord, IncidentRecordSpec, IncidentRecordStatus, reasons,
+};
 
 use crate::context::Context;
 use crate::reconcile::{TendKind, Verdict, status_access};
@@ -44,7 +46,7 @@ pub fn postmortem_condition(
         condition(
             types::POSTMORTEM_COMPLETE,
             true,
-            "Complete",
+            reasons::COMPLETE,
             "the postmortem is complete",
             generation,
             now,
@@ -53,7 +55,7 @@ pub fn postmortem_condition(
         condition(
             types::POSTMORTEM_COMPLETE,
             false,
-            "Incomplete",
+            reasons::INCOMPLETE,
             format!("the postmortem still needs: {}", gaps.join(", ")),
             generation,
             now,
