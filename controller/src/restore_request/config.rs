@@ -8,12 +8,7 @@ use serde_json::{Value, json};
 
 use tend_backup::{Decryption, Manifest, PolicyLocation, Repository, restore_part};
 
-#[allow(unused_imports)]
-use super::run::*;
-#[allow(unused_imports)]
-use super::scratch::*;
-#[allow(unused_imports)]
-use super::targets::*;
+use super::run::{MAINTENANCE_MESSAGE, Run};
 use crate::error::kube_reason;
 use crate::ops_api::OpsApi;
 

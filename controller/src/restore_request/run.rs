@@ -26,15 +26,9 @@ use tend_crds::restore_request::{
 
 use super::Shared;
 use super::checks;
-#[allow(unused_imports)]
-use super::config::*;
 use super::report::Outcome;
-#[allow(unused_imports)]
-use super::scratch::*;
-#[allow(unused_imports)]
-use super::targets::*;
-#[allow(unused_imports)]
-use super::verify::*;
+use super::scratch::{remove_scratch, scratch_of};
+use super::targets::{RestoredDatabase, restore_database};
 use crate::context::Clock;
 use crate::error::StepError;
 use crate::ops_api::OpsApi;

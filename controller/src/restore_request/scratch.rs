@@ -15,13 +15,8 @@ use tend_crds::restore_request::{
 };
 use tend_crds::types::StorageLocation;
 
-#[allow(unused_imports)]
-use super::config::*;
 use super::report::Outcome;
-#[allow(unused_imports)]
-use super::run::*;
-#[allow(unused_imports)]
-use super::targets::*;
+use super::run::set_maintenance;
 use crate::backup_policy::BackupSettings;
 use crate::context::Context;
 use crate::secrets::Secrets;

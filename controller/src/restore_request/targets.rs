@@ -14,12 +14,8 @@ use tend_backup::{
 use tend_crds::backup_policy::BackupPolicy;
 use tend_crds::types::StorageLocation;
 
-#[allow(unused_imports)]
-use super::config::*;
-#[allow(unused_imports)]
-use super::run::*;
-#[allow(unused_imports)]
-use super::scratch::*;
+use super::run::{Plan, Run};
+use super::scratch::{scratch_database_name, scratch_dir_name, scratch_store_location};
 use crate::ops_api::OpsApi;
 use crate::secrets::Secrets;
 use crate::setup;

@@ -10,14 +10,8 @@ use tend_backup::restore::{ObjectsTarget, check_objects};
 use tend_crds::restore_request::{CheckResult, CheckType, RestoreMode};
 
 use super::checks;
-#[allow(unused_imports)]
-use super::config::*;
-#[allow(unused_imports)]
-use super::run::*;
-#[allow(unused_imports)]
-use super::scratch::*;
-#[allow(unused_imports)]
-use super::targets::*;
+use super::run::Run;
+use super::targets::RestoredDatabase;
 use crate::ops_api::OpsApi;
 
 impl Run<'_> {
