@@ -20,22 +20,41 @@ pub fn tend_binary() -> PathBuf {
 /// runs before the tests, so here it only checks that nothing is stale. Building every binary
 /// with one command keeps cargo's feature resolution the same for all of them (building one
 /// package alone would resolve its dependencies' features differently and rebuild them).
+///
+/// With `TEND_PREBUILT_BINARIES=1` the binaries already in the target dir are used as they are:
+/// `scripts/test.sh` sets it for the run under faketime, where cargo itself would run with the
+/// shifted clock (and rustc hangs there).
 pub fn workspace_binary(bin: &str, override_var: &str) -> PathBuf {
     if let Ok(p) = std::env::var(override_var) {
         return PathBuf::from(p);
     }
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(build_workspace_binaries).join(bin)
+    let dir = BUILT.get_or_init(|| {
+        let dir = profile_dir();
+        if std::env::var_os("TEND_PREBUILT_BINARIES").is_none() {
+            build_workspace_binaries(&dir);
+        }
+        dir
+    });
+    let path = dir.join(bin);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
 }
 
-fn build_workspace_binaries() -> PathBuf {
+/// `<target>/<profile>` of this test binary (`<target>/<profile>/deps/<test>`).
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    // <target>/<profile>/deps/<test> → <target>/<profile>/<bin>
-    let profile_dir = exe
-        .parent()
+    exe.parent()
         .and_then(Path::parent)
         .expect("target profile dir")
-        .to_path_buf();
+        .to_path_buf()
+}
+
+fn build_workspace_binaries(profile_dir: &Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(repo_root())
@@ -50,7 +69,6 @@ fn build_workspace_binaries() -> PathBuf {
         .status()
         .unwrap_or_else(|e| panic!("running cargo build --workspace --bins: {e}"));
     assert!(status.success(), "cargo build --workspace --bins failed");
-    profile_dir
 }
 
 /// A running `tend run` process.
