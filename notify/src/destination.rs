@@ -65,13 +65,22 @@ impl fmt::Debug for SmtpSettings {
 /// One place to deliver to.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Destination {
-    Email { smtp: SmtpSettings, to: Vec<String> },
+    Email {
+        smtp: SmtpSettings,
+        to: Vec<String>,
+    },
     /// A Slack incoming webhook (`https://hooks.slack.com/services/…`).
-    Slack { url: String },
+    Slack {
+        url: String,
+    },
     /// A Microsoft Teams Workflows webhook.
-    Teams { url: String },
+    Teams {
+        url: String,
+    },
     /// Any receiver of Alertmanager's webhook (v4) body.
-    Webhook { url: String },
+    Webhook {
+        url: String,
+    },
 }
 
 impl Destination {
@@ -187,9 +196,9 @@ pub(crate) fn validate_url(kind: &str, url: &str) -> Result<http::Uri, NotifyErr
             "the {kind} URL has no scheme (it must start with https://)"
         )));
     }
-    let uri: http::Uri = url.parse().map_err(|_| {
-        NotifyError::invalid(format!("the {kind} URL is not a valid absolute URL"))
-    })?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| NotifyError::invalid(format!("the {kind} URL is not a valid absolute URL")))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
         Some(other) => {
@@ -216,8 +225,7 @@ pub(crate) fn validate_url(kind: &str, url: &str) -> Result<http::Uri, NotifyErr
 }
 
 fn validate_email(smtp: &SmtpSettings, to: &[String]) -> Result<(), NotifyError> {
-    if smtp.host.trim().is_empty() || smtp.host.contains(|c: char| c.is_whitespace() || c == '/')
-    {
+    if smtp.host.trim().is_empty() || smtp.host.contains(|c: char| c.is_whitespace() || c == '/') {
         return Err(NotifyError::invalid("the SMTP host is empty or malformed"));
     }
     if smtp.port == 0 {
@@ -230,7 +238,9 @@ fn validate_email(smtp: &SmtpSettings, to: &[String]) -> Result<(), NotifyError>
         )));
     }
     if to.is_empty() {
-        return Err(NotifyError::invalid("the e-mail destination has no recipients"));
+        return Err(NotifyError::invalid(
+            "the e-mail destination has no recipients",
+        ));
     }
     for (i, address) in to.iter().enumerate() {
         if address.parse::<lettre::message::Mailbox>().is_err() {
@@ -310,17 +320,35 @@ mod tests {
             smtp: smtp.clone(),
             to: vec![],
         };
-        assert!(no_rcpt.validate().unwrap_err().to_string().contains("no recipients"));
+        assert!(
+            no_rcpt
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("no recipients")
+        );
         let bad_rcpt = Destination::Email {
             smtp: smtp.clone(),
             to: vec!["ok@example.com".into(), "not-an-address".into()],
         };
-        assert!(bad_rcpt.validate().unwrap_err().to_string().contains("recipient 2"));
+        assert!(
+            bad_rcpt
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("recipient 2")
+        );
         smtp.password = Some("pw".into());
         let half_auth = Destination::Email {
             smtp,
             to: vec!["ok@example.com".into()],
         };
-        assert!(half_auth.validate().unwrap_err().to_string().contains("username is not"));
+        assert!(
+            half_auth
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("username is not")
+        );
     }
 }

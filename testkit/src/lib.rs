@@ -1,5 +1,5 @@
 //! The test kit every crate's tests share: real peers on free loopback ports (a throwaway
-//! PostgreSQL, an S3-compatible server, an SMTP sink), child processes that are killed when
+//! PostgreSQL, an S3-compatible server, an SMTP sink, a webhook sink), child processes that are killed when
 //! their guard drops, polling helpers, and a movable clock. It knows nothing of Kubernetes; the
 //! end-to-end crate (`tend-e2e`) builds its cluster fixtures on it.
 //!
@@ -27,6 +27,7 @@ pub mod s3;
 pub mod smtp;
 pub mod tools;
 pub mod wait;
+pub mod webhook;
 
 pub use data::pseudo_random;
 #[cfg(feature = "backup")]
@@ -37,6 +38,7 @@ pub use process::ChildGuard;
 pub use s3::{S3_KEY_ID, S3_SECRET, S3Server};
 #[cfg(feature = "backup")]
 pub use s3::{s3_config, s3_repo};
-pub use smtp::SmtpSink;
+pub use smtp::{ParsedMail, SinkTls, SmtpSink, SmtpSinkOptions, parse_mail};
 pub use tools::require;
 pub use wait::{TIMEOUT, TimedOut, eventually, until};
+pub use webhook::{Recorded, Reply, WebhookSink};

@@ -83,7 +83,10 @@ fn classify(
     let detail = if snippet.is_empty() {
         format!("the server answered HTTP {status}")
     } else {
-        redact(&format!("the server answered HTTP {status}: {snippet}"), secrets)
+        redact(
+            &format!("the server answered HTTP {status}: {snippet}"),
+            secrets,
+        )
     };
     let retry_later = retry_after.map_or(Retry::Yes, Retry::After);
     let (kind, retry) = match status.as_u16() {
@@ -116,7 +119,10 @@ fn transport_failure(e: &hyper_util::client::legacy::Error, secrets: &[&str]) ->
             kind = ErrorKind::TlsFailed;
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
                 kind = ErrorKind::TlsFailed;
             } else if io.kind() == std::io::ErrorKind::TimedOut && kind != ErrorKind::TlsFailed {
                 kind = ErrorKind::Timeout;
@@ -151,18 +157,36 @@ mod tests {
     fn statuses_are_classified() {
         let ok = classify(StatusCode::OK, None, "ok", &[]);
         assert!(ok.is_ok());
-        let f = classify(StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(3)), "", &[]).unwrap_err();
-        assert_eq!((f.kind, f.retry), (ErrorKind::RateLimited, Retry::After(Duration::from_secs(3))));
+        let f = classify(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(Duration::from_secs(3)),
+            "",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            (f.kind, f.retry),
+            (ErrorKind::RateLimited, Retry::After(Duration::from_secs(3)))
+        );
         let f = classify(StatusCode::SERVICE_UNAVAILABLE, None, "", &[]).unwrap_err();
         assert_eq!((f.kind, f.retry), (ErrorKind::ServerError, Retry::Yes));
         let f = classify(StatusCode::REQUEST_TIMEOUT, None, "", &[]).unwrap_err();
         assert_eq!((f.kind, f.retry), (ErrorKind::Timeout, Retry::Yes));
         let f = classify(StatusCode::BAD_REQUEST, None, "invalid_payload", &[]).unwrap_err();
         assert_eq!((f.kind, f.retry), (ErrorKind::Rejected, Retry::No));
-        assert_eq!(f.detail, "the server answered HTTP 400 Bad Request: invalid_payload");
+        assert_eq!(
+            f.detail,
+            "the server answered HTTP 400 Bad Request: invalid_payload"
+        );
         let f = classify(StatusCode::FOUND, None, "", &[]).unwrap_err();
         assert_eq!((f.kind, f.retry), (ErrorKind::Rejected, Retry::No));
-        let f = classify(StatusCode::NOT_FOUND, None, "no such hook /services/SECRET", &["/services/SECRET"]).unwrap_err();
+        let f = classify(
+            StatusCode::NOT_FOUND,
+            None,
+            "no such hook /services/SECRET",
+            &["/services/SECRET"],
+        )
+        .unwrap_err();
         assert!(!f.detail.contains("SECRET"), "{}", f.detail);
     }
 }

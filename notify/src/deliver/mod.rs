@@ -159,7 +159,8 @@ impl Notifier {
         let secrets = dest.secrets();
         match dest {
             Destination::Email { smtp, to } => {
-                let prepared = smtp::prepare(smtp, to, lang, n, &secrets, self.config.request_timeout)?;
+                let prepared =
+                    smtp::prepare(smtp, to, lang, n, &secrets, self.config.request_timeout)?;
                 self.with_retries(dest, key, interval, started, || {
                     smtp::send_once(&prepared, self.config.request_timeout, &secrets)
                 })

@@ -27,7 +27,11 @@ impl RateLimiter {
             if next.len() > 4096 {
                 next.retain(|_, at| *at > now);
             }
-            let slot = next.get(&key).copied().filter(|at| *at > now).unwrap_or(now);
+            let slot = next
+                .get(&key)
+                .copied()
+                .filter(|at| *at > now)
+                .unwrap_or(now);
             next.insert(key, slot + interval);
             slot
         };
@@ -73,7 +77,10 @@ mod tests {
         let cap = Duration::from_secs(1);
         for _ in 0..50 {
             let first = backoff(1, base, cap);
-            assert!(first >= Duration::from_millis(50) && first < base, "{first:?}");
+            assert!(
+                first >= Duration::from_millis(50) && first < base,
+                "{first:?}"
+            );
             let third = backoff(3, base, cap);
             assert!(third >= Duration::from_millis(200) && third < Duration::from_millis(400));
             let late = backoff(30, base, cap);

@@ -48,7 +48,10 @@ pub(crate) fn prepare(
         builder = builder.to(mailbox);
     }
     let message = builder
-        .multipart(MultiPart::alternative_plain_html(content.text, content.html))
+        .multipart(MultiPart::alternative_plain_html(
+            content.text,
+            content.html,
+        ))
         .map_err(|e| {
             NotifyError::new(
                 ErrorKind::Internal,
@@ -102,7 +105,10 @@ pub(crate) async fn send_once(
         Ok(Err(e)) => Err(classify(&e, secrets)),
         Err(_) => Err(Failure {
             kind: ErrorKind::Timeout,
-            detail: format!("the SMTP server did not finish within {} ms", timeout.as_millis()),
+            detail: format!(
+                "the SMTP server did not finish within {} ms",
+                timeout.as_millis()
+            ),
             retry: Retry::Yes,
         }),
     }

@@ -142,7 +142,10 @@ mod tests {
     fn english_email_has_every_fact() {
         let n = notification();
         let mail = render_email(Lang::En, &n);
-        assert_eq!(mail.subject, "[FIRING critical] API error rate above 5% <script>");
+        assert_eq!(
+            mail.subject,
+            "[FIRING critical] API error rate above 5% <script>"
+        );
         for expected in [
             "Severity: critical",
             "Value: 0.073",
@@ -153,7 +156,11 @@ mod tests {
             "Probe: http://fieldbook/metrics",
             "Errors & timeouts on /api/records.\nSecond line.",
         ] {
-            assert!(mail.text.contains(expected), "text lacks {expected:?}:\n{}", mail.text);
+            assert!(
+                mail.text.contains(expected),
+                "text lacks {expected:?}:\n{}",
+                mail.text
+            );
         }
     }
 
@@ -179,8 +186,14 @@ mod tests {
         let mail = render_email(Lang::Ja, &n);
         assert_eq!(mail.subject, "[発生中 重大] API エラー率が 5% を超えました");
         assert!(mail.text.contains("重要度: 重大"));
-        assert!(mail.text.contains("発生時刻: 2025-01-02 12:04:05 JST (2025-01-02 03:04:05 UTC)"));
-        assert!(mail.text.contains("確認コマンド: kubectl describe alertrule/api-errors -n fieldbook"));
+        assert!(
+            mail.text
+                .contains("発生時刻: 2025-01-02 12:04:05 JST (2025-01-02 03:04:05 UTC)")
+        );
+        assert!(
+            mail.text
+                .contains("確認コマンド: kubectl describe alertrule/api-errors -n fieldbook")
+        );
         assert!(mail.html.contains("<html lang=\"ja\">"));
         n.status = Status::Resolved;
         n.ends_at = Some("2025-01-02T04:00:00Z".parse().unwrap());
@@ -198,7 +211,10 @@ mod tests {
         n.title = "boom\r\nBcc: evil@example.com\r\n\r\nbody".into();
         n.severity = "critical\nX-Evil: 1".into();
         let subject = render_email_subject(Lang::En, &n);
-        assert!(!subject.contains('\r') && !subject.contains('\n'), "{subject:?}");
+        assert!(
+            !subject.contains('\r') && !subject.contains('\n'),
+            "{subject:?}"
+        );
         n.title = "x".repeat(1000);
         assert_eq!(render_email_subject(Lang::En, &n).chars().count(), 200);
     }

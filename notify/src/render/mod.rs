@@ -7,7 +7,9 @@ mod slack;
 mod teams;
 mod webhook;
 
-pub use email::{EmailContent, render_email, render_email_html, render_email_subject, render_email_text};
+pub use email::{
+    EmailContent, render_email, render_email_html, render_email_subject, render_email_text,
+};
 pub use slack::render_slack;
 pub use teams::{TEAMS_MAX_BYTES, render_teams};
 pub use webhook::{WebhookContext, render_webhook};

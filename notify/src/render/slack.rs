@@ -68,7 +68,9 @@ fn mrkdwn(text: &str) -> String {
 
 /// A link target inside `<…|…>`: `|` and `>` would end it early.
 fn link_target(url: &str) -> String {
-    url.replace('|', "%7C").replace('>', "%3E").replace('<', "%3C")
+    url.replace('|', "%7C")
+        .replace('>', "%3E")
+        .replace('<', "%3C")
 }
 
 #[cfg(test)]
@@ -93,14 +95,19 @@ mod tests {
                 .unwrap()
                 .starts_with(":rotating_light: [FIRING critical]")
         );
-        assert_eq!(blocks[1]["text"]["text"], "Errors &amp; timeouts on /api/records.\nSecond line.");
+        assert_eq!(
+            blocks[1]["text"]["text"],
+            "Errors &amp; timeouts on /api/records.\nSecond line."
+        );
         let fields = blocks[2]["fields"].as_array().unwrap();
         assert_eq!(fields[0]["text"], "*Severity*\ncritical");
         assert_eq!(fields[1]["text"], "*Value*\n0.073");
         assert_eq!(fields[2]["text"], "*Condition*\n&gt; 0.05");
-        assert!(blocks.iter().any(|b| b["text"]["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("<https://runbooks.example/api-errors?a=1&b=2|"))));
+        assert!(blocks.iter().any(|b| {
+            b["text"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("<https://runbooks.example/api-errors?a=1&b=2|"))
+        }));
         let last = blocks.last().unwrap();
         assert_eq!(last["type"], "context");
         assert_eq!(
@@ -117,7 +124,9 @@ mod tests {
         let mut n = notification();
         n.title = "t".repeat(500);
         n.description = Some("d".repeat(10_000));
-        n.facts = (0..30).map(|i| (format!("k{i}"), "v".repeat(5000))).collect();
+        n.facts = (0..30)
+            .map(|i| (format!("k{i}"), "v".repeat(5000)))
+            .collect();
         let v = render_slack(Lang::Ja, &n);
         let blocks = v["blocks"].as_array().unwrap();
         assert!(blocks.len() <= 50);
@@ -128,9 +137,17 @@ mod tests {
             }
             if let Some(fs) = b["fields"].as_array() {
                 assert!(fs.len() <= 10);
-                assert!(fs.iter().all(|f| f["text"].as_str().unwrap().chars().count() <= 2000));
+                assert!(
+                    fs.iter()
+                        .all(|f| f["text"].as_str().unwrap().chars().count() <= 2000)
+                );
             }
         }
-        assert!(blocks[0]["text"]["text"].as_str().unwrap().contains("[発生中 重大]"));
+        assert!(
+            blocks[0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("[発生中 重大]")
+        );
     }
 }

@@ -162,17 +162,29 @@ mod tests {
         let v = render_teams(Lang::En, &n);
         assert_eq!(v["type"], "message");
         let att = &v["attachments"][0];
-        assert_eq!(att["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(
+            att["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
         let card = &att["content"];
         assert_eq!(card["type"], "AdaptiveCard");
         assert_eq!(card["version"], "1.4");
-        assert_eq!(card["body"][0]["text"], "[FIRING critical] API error rate above 5% <script>");
+        assert_eq!(
+            card["body"][0]["text"],
+            "[FIRING critical] API error rate above 5% <script>"
+        );
         assert_eq!(card["body"][0]["color"], "Attention");
         assert_eq!(card["body"][2]["type"], "FactSet");
         assert_eq!(card["body"][2]["facts"][0]["title"], "Severity");
-        assert_eq!(card["actions"][0]["url"], "https://runbooks.example/api-errors?a=1&b=2");
+        assert_eq!(
+            card["actions"][0]["url"],
+            "https://runbooks.example/api-errors?a=1&b=2"
+        );
         let ja = render_teams(Lang::Ja, &n);
-        assert_eq!(ja["attachments"][0]["content"]["body"][2]["facts"][0]["title"], "重要度");
+        assert_eq!(
+            ja["attachments"][0]["content"]["body"][2]["facts"][0]["title"],
+            "重要度"
+        );
     }
 
     #[test]
@@ -181,17 +193,24 @@ mod tests {
         n.description = Some("エラー\"\n".repeat(20_000));
         let v = render_teams(Lang::Ja, &n);
         assert!(size(&v) <= TEAMS_MAX_BYTES, "{} bytes", size(&v));
-        let d = v["attachments"][0]["content"]["body"][1]["text"].as_str().unwrap();
+        let d = v["attachments"][0]["content"]["body"][1]["text"]
+            .as_str()
+            .unwrap();
         assert!(d.ends_with('…'));
         assert!(d.len() > 20_000, "cut much more than needed: {}", d.len());
         // The facts survive.
-        assert_eq!(v["attachments"][0]["content"]["body"][2]["facts"][1]["value"], "0.073");
+        assert_eq!(
+            v["attachments"][0]["content"]["body"][2]["facts"][1]["value"],
+            "0.073"
+        );
     }
 
     #[test]
     fn huge_facts_and_title_still_fit() {
         let mut n = notification();
-        n.facts = (0..200).map(|i| (format!("k{i}"), "v".repeat(2000))).collect();
+        n.facts = (0..200)
+            .map(|i| (format!("k{i}"), "v".repeat(2000)))
+            .collect();
         assert!(size(&render_teams(Lang::En, &n)) <= TEAMS_MAX_BYTES);
         n.title = "t".repeat(100_000);
         assert!(size(&render_teams(Lang::En, &n)) <= TEAMS_MAX_BYTES);

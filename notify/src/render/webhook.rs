@@ -117,7 +117,10 @@ mod tests {
         assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
         assert_eq!(alert["fingerprint"], "a1b2c3d4e5f60718");
         assert_eq!(alert["labels"]["alertname"], "api-errors");
-        assert_eq!(alert["annotations"]["runbook_url"], "https://runbooks.example/api-errors?a=1&b=2");
+        assert_eq!(
+            alert["annotations"]["runbook_url"],
+            "https://runbooks.example/api-errors?a=1&b=2"
+        );
         assert_eq!(alert["generatorURL"], "");
         let tend = &v["tend"];
         assert_eq!(tend["source"], "AlertRule");
@@ -125,8 +128,14 @@ mod tests {
         assert_eq!(tend["condition"], "> 0.05");
         assert_eq!(tend["repeat"], false);
         assert_eq!(tend["lang"], "en");
-        assert_eq!(tend["object"], json!({"kind": "AlertRule", "namespace": "fieldbook", "name": "api-errors"}));
-        assert_eq!(tend["runbookUrl"], "https://runbooks.example/api-errors?a=1&b=2");
+        assert_eq!(
+            tend["object"],
+            json!({"kind": "AlertRule", "namespace": "fieldbook", "name": "api-errors"})
+        );
+        assert_eq!(
+            tend["runbookUrl"],
+            "https://runbooks.example/api-errors?a=1&b=2"
+        );
     }
 
     #[test]
