@@ -137,13 +137,12 @@ impl Destination {
             | Destination::Teams { url }
             | Destination::Webhook { url } => {
                 let mut secrets = vec![url.as_str()];
-                if let Ok(uri) = url.parse::<http::Uri>() {
-                    if let Some(pq) = uri.path_and_query() {
-                        let pq = pq.as_str();
-                        if let Some(i) = url.find(pq).filter(|_| pq != "/") {
-                            secrets.push(&url[i..]);
-                        }
-                    }
+                if let Ok(uri) = url.parse::<http::Uri>()
+                    && let Some(pq) = uri.path_and_query()
+                    && pq.as_str() != "/"
+                    && let Some(i) = url.find(pq.as_str())
+                {
+                    secrets.push(&url[i..]);
                 }
                 secrets
             }
