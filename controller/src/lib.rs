@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod notifications;
 pub mod ops_api;
 pub mod reconcile;
 pub mod run;

@@ -117,6 +117,38 @@ pub struct AlertMetrics {
     pub remediations: Family<AlertResultLabels, Counter>,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// `email`, `slack`, `teams` or `webhook`.
+    pub r#type: &'static str,
+    /// `delivered` or the failure's reason (`connect_failed`, `auth_failed`, ...).
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationTypeLabels {
+    pub r#type: &'static str,
+}
+
+/// Notifications sent by any kind (AlertRule routes, later incidents and support), by
+/// destination type: bounded labels, whatever the number of objects.
+pub struct NotificationMetrics {
+    pub sent: Family<NotificationLabels, Counter>,
+    /// From the first attempt to the destination's acceptance, retries included.
+    pub delivery_seconds: Family<NotificationTypeLabels, Histogram>,
+}
+
+impl Default for NotificationMetrics {
+    fn default() -> Self {
+        Self {
+            sent: Family::default(),
+            delivery_seconds: Family::new_with_constructor(|| {
+                Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+            }),
+        }
+    }
+}
+
 /// All controller metrics, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -129,6 +161,7 @@ pub struct Metrics {
     pub backup: BackupMetrics,
     pub restore: RestoreMetrics,
     pub alert: AlertMetrics,
+    pub notifications: NotificationMetrics,
 }
 
 impl Default for Metrics {
@@ -297,11 +330,23 @@ impl Default for Metrics {
             "RestoreRequests an AlertRule's remediation created, by result (created, failed)",
             alert.remediations.clone(),
         );
+        let notifications = NotificationMetrics::default();
+        registry.register(
+            "notifications",
+            "Notifications sent, by destination type and result (delivered or the failure's reason)",
+            notifications.sent.clone(),
+        );
+        registry.register(
+            "notification_delivery_seconds",
+            "Time from the first attempt to delivery (retries included), by destination type",
+            notifications.delivery_seconds.clone(),
+        );
         Self {
             registry,
             backup,
             restore,
             alert,
+            notifications,
             reconciles,
             reconcile_errors,
             reconcile_duration,

@@ -11,8 +11,8 @@ use crate::conditions::Condition;
 use crate::references::{Reference, References, route_references};
 use crate::restore_request::RestoreRequestSpec;
 use crate::types::{
-    Duration, LocalObjectRef, NotificationRoute, PublicNotice, SecretRef, Severity, duration_rule,
-    min_duration,
+    CronSchedule, Duration, LocalObjectRef, NotificationRoute, PublicNotice, SecretRef, Severity,
+    TimeZone, duration_rule, min_duration,
 };
 
 /// Evaluate a signal on an interval; notify, open an incident and remediate when it breaches.
@@ -84,6 +84,12 @@ pub struct AlertRuleSpec {
     #[serde(default = "default_repeat_interval")]
     #[x_kube(validation = duration_rule(min_duration::MINUTE))]
     pub repeat_interval: Duration,
+    /// Windows in which the rule is still evaluated and its state shown, but nothing is sent
+    /// (maintenance). A firing that outlasts its silence is sent when the silence ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub silences: Vec<Silence>,
     /// Open an IncidentRecord when the rule fires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<IncidentTemplate>,
@@ -102,6 +108,51 @@ fn default_for() -> Duration {
 
 fn default_repeat_interval() -> Duration {
     Duration("4h".into())
+}
+
+/// A time in which nothing is sent: exactly one of a fixed window (`from` + `until`), a
+/// recurring one (`schedule` + `duration`, in `timeZone`), or `duringInPlaceRestoresOf` (while an
+/// in-place RestoreRequest of that BackupPolicy runs, when the app is in maintenance mode).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new(
+    "(has(self.from) || has(self.until) ? 1 : 0) + (has(self.schedule) || has(self.duration) ? 1 : 0) + (has(self.duringInPlaceRestoresOf) ? 1 : 0) == 1"
+).message("set exactly one of from+until, schedule+duration or duringInPlaceRestoresOf"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.from) == has(self.until)")
+    .message("from and until go together"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.schedule) == has(self.duration)")
+    .message("schedule and duration go together"))]
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.from) || !has(self.until) || self.from < self.until"
+).message("until must be after from").field_path(".until"))]
+pub struct Silence {
+    /// A name for this silence, shown in status (e.g. `sunday-maintenance`).
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Start of a fixed window (RFC 3339, e.g. `2027-01-10T01:00:00+09:00`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Time>,
+    /// End of a fixed window (exclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Time>,
+    /// Start of a recurring window: a cron expression read in `timeZone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<CronSchedule>,
+    /// Length of a recurring window, e.g. `2h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = duration_rule(min_duration::MINUTE))]
+    pub duration: Option<Duration>,
+    /// IANA time zone `schedule` is read in. Defaults to `UTC`.
+    #[serde(default)]
+    pub time_zone: TimeZone,
+    /// Silent while an in-place RestoreRequest of this BackupPolicy is not finished (the app is
+    /// in maintenance mode then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub during_in_place_restores_of: Option<LocalObjectRef>,
+    /// Why, for the people reading status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 500))]
+    pub comment: Option<String>,
 }
 
 /// The signal: exactly one of `http`, `metrics`, `prometheus` or `postgres`.
@@ -372,15 +423,53 @@ pub struct AlertRuleStatus {
     /// When the current Pending or Firing state began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_since: Option<Time>,
-    /// When notifications were last sent.
+    /// When a notification was last delivered on any route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_notification_time: Option<Time>,
+    /// The last delivery on each route of `spec.routes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub routes: Vec<RouteStatus>,
+    /// The silence in effect at the last evaluation, if any (nothing is sent while it lasts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silenced_by: Option<String>,
     /// The IncidentRecord opened by the current firing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_incident: Option<String>,
     /// The RestoreRequest created by the current firing's remediation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_remediation: Option<String>,
+}
+
+/// The last delivery on one route.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteStatus {
+    /// The route's name in `spec.routes`.
+    pub name: String,
+    /// `email`, `slack`, `teams` or `webhook`.
+    #[serde(default)]
+    pub r#type: String,
+    /// The last notification delivered: `firing <since>`, `repeat <since>` or `resolved <since>`
+    /// (since = when the firing's condition began). tend sends each transition once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<String>,
+    /// When it was delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_time: Option<Time>,
+    /// When tend last tried to send on this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_time: Option<Time>,
+    /// `Delivered` or a failure reason (`ConnectFailed`, `AuthFailed`, `Rejected`, `Timeout`,
+    /// `RateLimited`, `ServerError`, `InvalidDestination`, `SecretMissing`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_result: Option<String>,
+    /// What went wrong on the last attempt (never a secret), empty after a delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Attempts the last send took (retries included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
 }
 
 /// Alert states.
@@ -416,6 +505,15 @@ impl References for AlertRuleSpec {
                 &policy.name,
             ));
         }
+        for (i, silence) in self.silences.iter().enumerate() {
+            if let Some(policy) = &silence.during_in_place_restores_of {
+                refs.push(Reference::object(
+                    &format!("spec.silences[{i}].duringInPlaceRestoresOf"),
+                    "BackupPolicy",
+                    &policy.name,
+                ));
+            }
+        }
         if let Some(restore) = self.remediation.as_ref().and_then(|r| r.restore.as_ref()) {
             refs.push(Reference::object(
                 "spec.remediation.restore.policyRef",
@@ -437,4 +535,13 @@ pub mod reasons {
     pub const EVALUATION_FAILED: &str = "EvaluationFailed";
     pub const REMEDIATION_STARTED: &str = "RemediationStarted";
     pub const REMEDIATION_FAILED: &str = "RemediationFailed";
+    /// Event: a notification was delivered on a route.
+    pub const NOTIFIED: &str = "Notified";
+    /// Ready=False and Event: a route could not be delivered to (the message names it).
+    pub const NOTIFICATION_FAILED: &str = "NotificationFailed";
+    /// Event: a silence began or ended.
+    pub const SILENCED: &str = "Silenced";
+    pub const SILENCE_ENDED: &str = "SilenceEnded";
+    /// `status.routes[].lastResult` of a delivery.
+    pub const DELIVERED: &str = "Delivered";
 }

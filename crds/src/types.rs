@@ -368,9 +368,35 @@ pub struct NotificationRoute {
     /// Post to a Microsoft Teams incoming webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teams: Option<WebhookRoute>,
-    /// POST a JSON document to any HTTP endpoint.
+    /// POST a JSON document to any HTTP endpoint: the Alertmanager v4 webhook body, so existing
+    /// receivers can read it, plus tend's own fields under `tend`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookRoute>,
+    /// Language of the messages: `ja` (default) or `en`.
+    #[serde(default)]
+    pub language: Language,
+    /// Also tell this route when the condition resolves. Defaults to `true`.
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Language of messages to people.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Language {
+    /// Japanese.
+    #[default]
+    Ja,
+    /// English.
+    En,
+    /// A value this version of tend does not know (written by a newer version).
+    #[serde(other)]
+    #[schemars(skip)]
+    Unknown,
 }
 
 /// E-mail delivery settings.

@@ -92,9 +92,14 @@ impl Errors {
         }
     }
 
-    /// Recipient addresses, with the test admission runs on each.
+    /// Recipient addresses, with the test admission runs on each, and the language.
     fn email_routes(&mut self, field: &str, routes: &[NotificationRoute]) {
         for (i, route) in routes.iter().enumerate() {
+            self.known(
+                &format!("{field}[{i}].language"),
+                route.language,
+                crate::types::Language::Unknown,
+            );
             let Some(email) = &route.email else { continue };
             for (j, address) in email.to.iter().enumerate() {
                 if !crate::types::is_email_address(address) {
@@ -277,6 +282,38 @@ impl Validate for AlertRuleSpec {
                 metrics.aggregation,
                 Unknown,
             );
+        }
+        for (i, silence) in self.silences.iter().enumerate() {
+            let field = format!("spec.silences[{i}]");
+            let forms = [
+                silence.from.is_some() || silence.until.is_some(),
+                silence.schedule.is_some() || silence.duration.is_some(),
+                silence.during_in_place_restores_of.is_some(),
+            ];
+            if forms.iter().filter(|set| **set).count() != 1 {
+                e.push(
+                    &field,
+                    "set exactly one of from+until, schedule+duration or duringInPlaceRestoresOf",
+                );
+            }
+            match (&silence.from, &silence.until) {
+                (Some(from), Some(until)) if from.0 >= until.0 => {
+                    e.push(format!("{field}.until"), "must be after from")
+                }
+                (Some(_), None) => e.push(format!("{field}.until"), "from needs until"),
+                (None, Some(_)) => e.push(format!("{field}.from"), "until needs from"),
+                _ => {}
+            }
+            match (&silence.schedule, &silence.duration) {
+                (Some(schedule), Some(duration)) => {
+                    e.cron(&format!("{field}.schedule"), schedule);
+                    e.duration(&format!("{field}.duration"), duration, MINUTE);
+                }
+                (Some(_), None) => e.push(format!("{field}.duration"), "schedule needs duration"),
+                (None, Some(_)) => e.push(format!("{field}.schedule"), "duration needs schedule"),
+                _ => {}
+            }
+            e.time_zone(&format!("{field}.timeZone"), &silence.time_zone);
         }
         if let Some(restore) = self.remediation.as_ref().and_then(|r| r.restore.as_ref()) {
             for err in restore.validate() {

@@ -337,3 +337,62 @@ async fn short_names_reach_the_tend_kinds() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn silences_and_route_languages_are_checked_at_apply() -> anyhow::Result<()> {
+    let c = cluster().await?;
+    let window = |from: &str, until: &str| {
+        y(serde_json::json!([{"name": "upgrade", "from": from, "until": until}]))
+    };
+    let err = refused(
+        &c,
+        "alertrule.yaml",
+        "spec.silences",
+        window("2030-01-02T00:00:00Z", "2030-01-01T00:00:00Z"),
+    )
+    .await?;
+    assert_names(&err, "spec.silences[0].until", "until must be after from");
+    let err = refused(
+        &c,
+        "alertrule.yaml",
+        "spec.silences",
+        y(serde_json::json!([{"name": "weekly", "schedule": "0 2 * * 0"}])),
+    )
+    .await?;
+    assert!(
+        err.contains("spec.silences[0]") && err.contains("schedule and duration go together"),
+        "{err}"
+    );
+    let err = refused(
+        &c,
+        "alertrule.yaml",
+        "spec.silences",
+        y(
+            serde_json::json!([{"name": "both", "from": "2030-01-01T00:00:00Z",
+            "until": "2030-01-02T00:00:00Z", "duringInPlaceRestoresOf": {"name": "nightly"}}]),
+        ),
+    )
+    .await?;
+    assert!(err.contains("set exactly one of"), "{err}");
+    let err = refused(&c, "alertrule.yaml", "spec.routes[0].language", s("fr")).await?;
+    assert!(
+        err.contains("spec.routes[0].language") && err.contains("Unsupported value"),
+        "{err}"
+    );
+    accepted(
+        &c,
+        "alertrule.yaml",
+        "spec.silences",
+        y(serde_json::json!([
+            {"name": "upgrade", "from": "2030-01-01T00:00:00Z", "until": "2030-01-01T02:00:00Z"},
+            {"name": "sundays", "schedule": "0 2 * * 0", "duration": "2h", "timeZone": "Asia/Tokyo"},
+            {"name": "restoring", "duringInPlaceRestoresOf": {"name": "nightly"}}
+        ])),
+    )
+    .await?;
+    Ok(())
+}
+
+fn y(json: serde_json::Value) -> Value {
+    serde_yaml::to_value(json).expect("JSON is YAML")
+}

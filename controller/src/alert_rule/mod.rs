@@ -2,19 +2,21 @@
 //! (Inactive → Pending → Firing → Inactive), and remediate once per firing by creating a
 //! RestoreRequest from the rule's template.
 //!
-//! The pure parts are in [`evaluate`] (aggregation, thresholds, state machine) and
-//! [`textformat`] (the metrics page parser); [`probe`] does the HTTP, [`remediation`] creates the
-//! RestoreRequest. This module ties them to the reconcile pipeline: status, Events (as
-//! [`Note`]s) and metrics.
+//! The pure parts are in [`evaluate`] (aggregation, thresholds, state machine),
+//! [`textformat`] (the metrics page parser) and [`routes`] (what each route is owed, silences,
+//! the message); [`probe`] does the HTTP, [`remediation`] creates the RestoreRequest, and the
+//! shared [`crate::notifications`] adapter sends. This module ties them to the reconcile
+//! pipeline: status, Events (as [`Note`]s) and metrics.
 //!
-//! Not in this build: notifications (`spec.routes`), incidents (`spec.incident`), the
-//! `prometheus` and `postgres` sources and the windowed aggregations. Rules that use a missing
-//! source or aggregation are not evaluated and say so in `Ready`; rules with routes or an
-//! incident are evaluated and remediate, and `Ready` says what is left out.
+//! Not in this build: incidents (`spec.incident`), the `prometheus` and `postgres` sources and
+//! the windowed aggregations. Rules that use a missing source or aggregation are not evaluated
+//! and say so in `Ready`; rules with an incident are evaluated, notify and remediate, and
+//! `Ready` says what is left out.
 
 pub mod evaluate;
 pub mod probe;
 pub mod remediation;
+pub mod routes;
 pub mod textformat;
 
 use std::sync::OnceLock;
@@ -163,10 +165,215 @@ async fn operate(
             .inc();
     }
 
+    notify(rule, ctx, status, now, interval, &mut notes).await;
+
     let mut verdict = ready_verdict(spec, status);
     verdict.requeue_after = Some(next_in.max(MIN_INTERVAL));
     verdict.notes = notes;
     verdict
+}
+
+/// Sends each route what it is owed (see [`routes`]), unless a silence is in effect; records
+/// every attempt in `status.routes`. Routes are sent to concurrently; each send retries inside
+/// the notifier, and a route that still fails is tried again at the next evaluation.
+async fn notify(
+    rule: &AlertRule,
+    ctx: &Context,
+    status: &mut AlertRuleStatus,
+    now: Timestamp,
+    interval: Duration,
+    notes: &mut Vec<Note>,
+) {
+    let spec = &rule.spec;
+    status.routes = routes::align(spec, &status.routes);
+    let restoring = if spec
+        .silences
+        .iter()
+        .any(|s| s.during_in_place_restores_of.is_some())
+    {
+        unfinished_in_place_restores(ctx, rule).await
+    } else {
+        Ok(Vec::new())
+    };
+    let silence = match &restoring {
+        Ok(policies) => {
+            routes::silence_in_effect(&spec.silences, now, |p| policies.iter().any(|q| q == p))
+                .map(|s| s.name.clone())
+        }
+        // Unknown whether a restore runs: stay quiet rather than page during one.
+        Err(_) => Some("duringInPlaceRestoresOf (RestoreRequests could not be listed)".into()),
+    };
+    if silence != status.silenced_by {
+        notes.push(match &silence {
+            Some(name) => Note::normal(
+                ar::SILENCED,
+                "Notify",
+                format!("silence {name} in effect: the rule is evaluated, nothing is sent"),
+            ),
+            None => Note::normal(
+                ar::SILENCE_ENDED,
+                "Notify",
+                format!(
+                    "silence {} ended",
+                    status.silenced_by.as_deref().unwrap_or_default()
+                ),
+            ),
+        });
+        status.silenced_by = silence.clone();
+    }
+    if silence.is_some() {
+        return;
+    }
+
+    let notifier = match crate::notifications::notifier() {
+        Ok(notifier) => notifier,
+        Err(error) => {
+            tracing::error!(%error, "notifications cannot be sent");
+            return;
+        }
+    };
+    let state = status.state.unwrap_or(AlertState::Inactive);
+    let since = (state == AlertState::Firing)
+        .then(|| status.active_since.as_ref().map(|t| t.0))
+        .flatten();
+    let repeat = spec
+        .repeat_interval
+        .parse()
+        .unwrap_or(Duration::from_secs(4 * 3600));
+    let condition = format!(
+        "{} {}",
+        operator_text(spec),
+        format_value(spec.condition.threshold)
+    );
+    let value = status
+        .last_value
+        .clone()
+        .filter(|v| !v.starts_with("error"));
+    let namespace = rule.namespace().unwrap_or_default();
+    let mut secrets = crate::secrets::Secrets::cached(&ctx.secrets, &namespace);
+    let mut sends = Vec::new();
+    for (i, (declared, route)) in spec.routes.iter().zip(status.routes.iter_mut()).enumerate() {
+        let Some(owed) = routes::owed(state, since, route, declared.send_resolved, repeat, now)
+        else {
+            continue;
+        };
+        let (message, key) = match owed {
+            routes::Owed::Record { key } => {
+                route.delivered = Some(key);
+                route.delivered_time = Some(Time(now));
+                continue;
+            }
+            routes::Owed::Send { message, key } => (message, key),
+        };
+        if !routes::may_retry(route, interval, now) {
+            continue;
+        }
+        // The firing's start: the current one, or the one the resolution speaks of.
+        let began = since.unwrap_or_else(|| {
+            key.split_once(' ')
+                .and_then(|(_, t)| t.parse().ok())
+                .unwrap_or(now)
+        });
+        let observed = routes::Observed {
+            value: value.as_deref(),
+            condition: condition.clone(),
+            since: began,
+            now,
+        };
+        let notification = routes::notification(rule, message, &observed);
+        let destination =
+            crate::notifications::destination(&mut secrets, &format!("spec.routes[{i}]"), declared)
+                .await;
+        let lang = crate::notifications::language(declared.language);
+        sends.push(async move {
+            let result = match destination {
+                Ok(destination) => crate::notifications::send(
+                    &ctx.metrics,
+                    notifier,
+                    &destination,
+                    lang,
+                    &notification,
+                )
+                .await
+                .map_err(|e| (e.reason().to_string(), e.to_string(), e.attempts())),
+                Err(e) => Err(("InvalidRoute".to_string(), e.to_string(), 0)),
+            };
+            (i, message, key, result)
+        });
+    }
+    for (i, message, key, result) in futures::future::join_all(sends).await {
+        let route = &mut status.routes[i];
+        route.last_attempt_time = Some(Time(now));
+        match result {
+            Ok(delivery) => {
+                route.delivered = Some(key);
+                route.delivered_time = Some(Time(now));
+                route.last_result = Some(ar::DELIVERED.into());
+                route.last_error = None;
+                route.attempts = Some(delivery.attempts);
+                status.last_notification_time = Some(Time(now));
+                notes.push(Note::normal(
+                    ar::NOTIFIED,
+                    "Notify",
+                    format!(
+                        "{} sent on route {} ({})",
+                        message_text(message),
+                        route.name,
+                        route.r#type
+                    ),
+                ));
+            }
+            Err((reason, error, attempts)) => {
+                tracing::warn!(namespace = %namespace, rule = %rule.name_any(), route = %route.name, %reason, %error, "notification failed; retrying at the next evaluation");
+                if route.last_result.as_deref() != Some(reason.as_str()) {
+                    notes.push(Note::warning(
+                        ar::NOTIFICATION_FAILED,
+                        "Notify",
+                        format!(
+                            "{} on route {} failed, retrying at the next evaluation: {error}",
+                            message_text(message),
+                            route.name
+                        ),
+                    ));
+                }
+                route.last_result = Some(reason);
+                route.last_error = Some(shorten(&error));
+                route.attempts = Some(attempts);
+            }
+        }
+    }
+}
+
+fn message_text(message: routes::Message) -> &'static str {
+    match message {
+        routes::Message::Firing => "firing notice",
+        routes::Message::Repeat => "reminder",
+        routes::Message::Resolved => "resolution",
+    }
+}
+
+/// The BackupPolicies with an in-place RestoreRequest in the rule's namespace that has not
+/// finished (a quorum read: a silence must not lag the restore it covers).
+async fn unfinished_in_place_restores(
+    ctx: &Context,
+    rule: &AlertRule,
+) -> Result<Vec<String>, kube::Error> {
+    use tend_crds::restore_request::{RestoreMode, RestoreRequest};
+    let api: kube::Api<RestoreRequest> =
+        kube::Api::namespaced(ctx.client.clone(), &rule.namespace().unwrap_or_default());
+    let list = api.list(&kube::api::ListParams::default()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|r| r.spec.target.mode == RestoreMode::InPlace)
+        .filter(|r| {
+            !r.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(|p| p.is_finished())
+        })
+        .map(|r| r.spec.policy_ref.name)
+        .collect())
 }
 
 fn signed(duration: Duration) -> SignedDuration {
@@ -310,25 +517,42 @@ fn ready_verdict(spec: &AlertRuleSpec, status: &AlertRuleStatus) -> Verdict {
     if let Some(name) = &status.current_remediation {
         summary.push_str(&format!("; remediation RestoreRequest {name}"));
     }
-    let mut missing = Vec::new();
-    if !spec.routes.is_empty() {
-        missing.push("notifications (spec.routes)");
+    if let Some(silence) = &status.silenced_by {
+        summary.push_str(&format!("; silenced by {silence}"));
+    }
+    let failing: Vec<String> = status
+        .routes
+        .iter()
+        .filter(|r| r.last_result.as_deref().is_some_and(|x| x != ar::DELIVERED))
+        .map(|r| {
+            format!(
+                "{} ({}: {})",
+                r.name,
+                r.last_result.as_deref().unwrap_or_default(),
+                r.last_error.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    if !failing.is_empty() {
+        return Verdict::new(
+            false,
+            ar::NOTIFICATION_FAILED,
+            format!(
+                "{summary}; notifications fail on route {}",
+                failing.join(", ")
+            ),
+        );
     }
     if spec.incident.is_some() {
-        missing.push("incidents (spec.incident)");
-    }
-    if missing.is_empty() {
-        Verdict::new(true, ar::EVALUATING, summary)
-    } else {
-        Verdict::new(
+        return Verdict::new(
             false,
             reasons::ENGINE_NOT_IMPLEMENTED,
             format!(
-                "evaluation and remediation run ({summary}), but {} are not part of this build yet",
-                missing.join(" and ")
+                "evaluation, notifications and remediation run ({summary}), but incidents (spec.incident) are not part of this build yet"
             ),
-        )
+        );
     }
+    Verdict::new(true, ar::EVALUATING, summary)
 }
 
 #[cfg(test)]
@@ -370,8 +594,7 @@ mod tests {
         assert_eq!(v.reason, "EngineNotImplemented");
         assert!(
             v.message.contains("Inactive; last value (none yet)")
-                && v.message.contains("incidents (spec.incident) are not part")
-                && !v.message.contains("routes"),
+                && v.message.contains("incidents (spec.incident) are not part"),
             "{}",
             v.message
         );
