@@ -63,6 +63,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Checked before anything is touched, so a typo fails fast.
     let verify_interval =
         selfcheck::parse_interval(&args.verify_interval).map_err(anyhow::Error::msg)?;
+    let smtp = smtp_config(&args)?;
     let db = Db::connect(&args.db.database_url).await?;
     db.migrate().await?;
     let mut config = AppConfig::new(args.photo_dir.clone());
@@ -76,7 +77,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         config = config.with_ops_token(&token);
     }
-    config.smtp = smtp_config(&args)?;
+    config.smtp = smtp;
     config.secure_cookies = args.secure_cookies;
     config.photo_s3 = args.photo_s3_bucket.clone().map(|bucket| S3Config {
         bucket,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use fieldbook::auth::Role;
-use fieldbook::config::SmtpConfig;
+use fieldbook::config::{SmtpConfig, SmtpTls};
 use tend_testkit::SmtpSink;
 use tend_testkit::fieldbook::{Backend, TestApp};
 
@@ -273,4 +273,21 @@ async fn japanese_subject_arrives_rfc2047_encoded_without_injected_lines() {
         "1営業日以内にご連絡します。\n.\n以上です。\n\nYour message: 収穫記録が消えた\n"
     );
     assert!(!body.contains("INJECTED-BODY"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_mode_refuses_a_server_without_starttls() {
+    // aiosmtpd without a certificate offers no STARTTLS: with `starttls` the
+    // message must not go out in clear text.
+    let sink = SmtpSink::start().await;
+    let mut config = SmtpConfig::plain("127.0.0.1", sink.port, "support@fieldbook.test");
+    config.tls = SmtpTls::Starttls;
+    let sent = fieldbook::mail::send(&config, "hanako@example.com", "s", "b").await;
+    assert!(sent.is_err(), "sent without TLS");
+    config.tls = SmtpTls::None;
+    fieldbook::mail::send(&config, "hanako@example.com", "s", "b")
+        .await
+        .expect("plain SMTP to the sink");
+    let message = sink.first_message(Duration::from_secs(30)).await;
+    assert!(message.contains("Subject: s"), "{message}");
 }
