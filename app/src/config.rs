@@ -48,17 +48,33 @@ pub struct ServeArgs {
     /// File holding the bearer token of the ops API; without it the ops API answers 401.
     #[arg(long, env = "FIELDBOOK_OPS_TOKEN_FILE")]
     pub ops_token_file: Option<PathBuf>,
-    /// SMTP relay for acknowledgement e-mails (plain SMTP, no auth).
+    /// SMTP server for acknowledgement e-mails; without it no e-mail is sent.
     #[arg(long, env = "FIELDBOOK_SMTP_HOST")]
     pub smtp_host: Option<String>,
-    #[arg(long, env = "FIELDBOOK_SMTP_PORT", default_value_t = 25)]
-    pub smtp_port: u16,
+    /// Port of the SMTP server; by default 25 (`none`), 587 (`starttls`) or 465 (`tls`).
+    #[arg(long, env = "FIELDBOOK_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// Transport security: `none` (plain SMTP to a local relay), `starttls`
+    /// (required upgrade) or `tls` (implicit TLS). Certificates are checked
+    /// against the system's roots.
+    #[arg(long, env = "FIELDBOOK_SMTP_TLS", value_enum, default_value_t = SmtpTls::None)]
+    pub smtp_tls: SmtpTls,
+    /// Sender address (`support@example.com` or `Support <support@example.com>`).
     #[arg(
         long,
         env = "FIELDBOOK_SMTP_FROM",
         default_value = "support@fieldbook.invalid"
     )]
     pub smtp_from: String,
+    /// User name for SMTP AUTH (PLAIN or LOGIN); needs a password.
+    #[arg(long, env = "FIELDBOOK_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// File holding the SMTP password (e.g. a mounted Secret).
+    #[arg(long, env = "FIELDBOOK_SMTP_PASSWORD_FILE")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// The SMTP password may also come from the environment, never the command line.
+    #[arg(skip = std::env::var("FIELDBOOK_SMTP_PASSWORD").ok())]
+    pub smtp_password: Option<String>,
     /// Mark cookies `Secure` (set when fieldbook is served over TLS).
     #[arg(long, env = "FIELDBOOK_SECURE_COOKIES")]
     pub secure_cookies: bool,
@@ -152,11 +168,62 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
-#[derive(Debug, Clone)]
+/// How the connection to the SMTP server is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SmtpTls {
+    /// Plain SMTP, for a relay or sidecar on a trusted network.
+    #[default]
+    None,
+    /// Plain connection upgraded with STARTTLS; fails when the server does not offer it.
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+}
+
+impl SmtpTls {
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::None => 25,
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+        }
+    }
+}
+
+#[derive(Clone)]
 pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
     pub from: String,
+    pub tls: SmtpTls,
+    /// User name and password for SMTP AUTH; none for an open relay.
+    pub credentials: Option<(String, String)>,
+}
+
+impl SmtpConfig {
+    /// Plain SMTP without authentication, e.g. to a local relay.
+    pub fn plain(host: impl Into<String>, port: u16, from: impl Into<String>) -> SmtpConfig {
+        SmtpConfig {
+            host: host.into(),
+            port,
+            from: from.into(),
+            tls: SmtpTls::None,
+            credentials: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    // The password never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("from", &self.from)
+            .field("tls", &self.tls)
+            .field("username", &self.credentials.as_ref().map(|c| &c.0))
+            .finish_non_exhaustive()
+    }
 }
 
 /// argon2id cost. Production uses the OWASP-recommended 19 MiB, t=2; tests

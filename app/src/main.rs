@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use fieldbook::auth::{self, Role};
-use fieldbook::config::{AppConfig, Cli, Command, S3Config, ServeArgs, SmtpConfig};
+use fieldbook::config::{AppConfig, Cli, Command, S3Config, ServeArgs, SmtpConfig, SmtpTls};
 use fieldbook::{AppState, Db, app, logs, selfcheck};
 
 fn read_secret_file(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
@@ -20,10 +20,50 @@ fn read_secret_file(path: &std::path::Path, what: &str) -> anyhow::Result<String
     Ok(trimmed)
 }
 
+/// The SMTP settings, checked before start-up: a sender that does not parse
+/// or half a set of credentials fails here rather than at the first e-mail.
+fn smtp_config(args: &ServeArgs) -> anyhow::Result<Option<SmtpConfig>> {
+    let Some(host) = args.smtp_host.clone() else {
+        return Ok(None);
+    };
+    fieldbook::mail::check_address(&args.smtp_from)
+        .map_err(|e| anyhow::anyhow!("FIELDBOOK_SMTP_FROM: {e}"))?;
+    let password = match (&args.smtp_password_file, &args.smtp_password) {
+        (Some(path), _) => Some(read_secret_file(path, "SMTP password")?),
+        (None, Some(password)) if !password.is_empty() => Some(password.clone()),
+        _ => None,
+    };
+    let credentials = match (args.smtp_username.clone(), password) {
+        (Some(user), Some(password)) => Some((user, password)),
+        (None, None) => None,
+        (Some(_), None) => anyhow::bail!(
+            "FIELDBOOK_SMTP_USERNAME is set but no password: set FIELDBOOK_SMTP_PASSWORD_FILE or FIELDBOOK_SMTP_PASSWORD"
+        ),
+        (None, Some(_)) => anyhow::bail!("an SMTP password is set but no FIELDBOOK_SMTP_USERNAME"),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if credentials.is_some() && args.smtp_tls == SmtpTls::None && !loopback {
+        anyhow::bail!(
+            "SMTP credentials would cross the network in clear text: set FIELDBOOK_SMTP_TLS to starttls or tls"
+        );
+    }
+    Ok(Some(SmtpConfig {
+        host,
+        port: args.smtp_port.unwrap_or(args.smtp_tls.default_port()),
+        from: args.smtp_from.clone(),
+        tls: args.smtp_tls,
+        credentials,
+    }))
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Checked before anything is touched, so a typo fails fast.
     let verify_interval =
         selfcheck::parse_interval(&args.verify_interval).map_err(anyhow::Error::msg)?;
+    let smtp = smtp_config(&args)?;
     let db = Db::connect(&args.db.database_url).await?;
     db.migrate().await?;
     let mut config = AppConfig::new(args.photo_dir.clone());
@@ -37,11 +77,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         config = config.with_ops_token(&token);
     }
-    config.smtp = args.smtp_host.clone().map(|host| SmtpConfig {
-        host,
-        port: args.smtp_port,
-        from: args.smtp_from.clone(),
-    });
+    config.smtp = smtp;
     config.secure_cookies = args.secure_cookies;
     config.photo_s3 = args.photo_s3_bucket.clone().map(|bucket| S3Config {
         bucket,

@@ -15,7 +15,7 @@ use crate::auth::{self, Ctx};
 use crate::error::ErrorInfo;
 use crate::i18n::{EN, Lang};
 use crate::logs::Category;
-use crate::metrics::RouteLabels;
+use crate::metrics::{RouteLabels, UNMATCHED_ROUTE};
 use crate::state::AppState;
 use crate::views;
 
@@ -55,11 +55,11 @@ pub async fn request_context(
     state.metrics.in_flight.inc();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    // The route template, never the raw path: it is a metric label.
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
+        .map(|m| m.as_str().to_string());
     let client = client_addr(&req);
 
     let existing_csrf = auth::cookie_value(req.headers(), auth::CSRF_COOKIE)
@@ -103,7 +103,7 @@ pub async fn request_context(
             state
                 .audit(
                     Category::Error,
-                    json!({"method": method.as_str(), "path": path, "route": route, "status": status.as_u16(), "error": detail}),
+                    json!({"method": method.as_str(), "path": path, "route": route.as_deref().unwrap_or(UNMATCHED_ROUTE), "status": status.as_u16(), "error": detail}),
                 )
                 .await;
         }
@@ -141,14 +141,8 @@ pub async fn request_context(
         .or_insert(HeaderValue::from_static("DENY"));
 
     let elapsed = started.elapsed();
-    state.metrics.observe_request(
-        RouteLabels {
-            method: method.to_string(),
-            route: route.clone(),
-            status: status.as_u16(),
-        },
-        elapsed,
-    );
+    let labels = RouteLabels::new(&method, route.as_deref(), status.as_u16());
+    state.metrics.observe_request(labels.clone(), elapsed);
     state.metrics.in_flight.dec();
     // The query string is left out on purpose: it can carry search terms
     // and, for mistaken clients, credentials.
@@ -158,7 +152,7 @@ pub async fn request_context(
             json!({
                 "method": method.as_str(),
                 "path": path,
-                "route": route,
+                "route": labels.route,
                 "status": status.as_u16(),
                 "duration_ms": (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
                 "user_id": ctx.user.as_ref().map(|u| u.id),

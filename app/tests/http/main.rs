@@ -5,6 +5,7 @@
 
 mod accounts;
 mod language;
+mod metrics;
 mod records;
 mod status;
 mod support;

@@ -59,11 +59,17 @@ async fn health_ready_and_metrics_endpoints_answer(backend: Backend) {
         "fieldbook_http_request_duration_seconds_bucket",
         "fieldbook_http_requests_in_flight",
         "fieldbook_db_query_duration_seconds_bucket",
-        "fieldbook_process_cpu_seconds",
-        "fieldbook_process_resident_memory_bytes",
+        "\nprocess_cpu_seconds_total ",
+        "\nprocess_resident_memory_bytes ",
+        "\nprocess_start_time_seconds ",
+        "\nprocess_open_fds ",
     ] {
         assert!(m.text.contains(name), "{name} missing in\n{}", m.text);
     }
-    assert!(m.text.contains("route=\"/status\""), "{}", m.text);
+    assert!(
+        m.text.contains(r#"fieldbook_http_requests_total{method="GET",route="/status",status="200",status_class="2xx"} 1"#),
+        "{}",
+        m.text
+    );
     assert_eq!(c.get("/no/such/page").await.status, StatusCode::NOT_FOUND);
 }
