@@ -1,30 +1,7 @@
 //! The one way tend builds an HTTP(S) client for outside peers (the app's ops API, alert
-//! probes, later notification webhooks): HTTP/1.1, TLS with the system's roots, plain HTTP
-//! allowed for in-cluster endpoints, and a bounded connect time.
+//! probes, notification webhooks): HTTP/1.1, TLS with the system's roots, plain HTTP allowed for
+//! in-cluster endpoints, and a bounded connect time. The builder lives in the notify engine
+//! (`tend_notify::http_client`), which has no Kubernetes in it; the controller re-exports it so
+//! every client in the process is built the same way.
 
-use std::time::Duration;
-
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-
-/// The connector of every client.
-pub type Https = hyper_rustls::HttpsConnector<HttpConnector>;
-
-/// A client sending bodies of type `B`, giving up on a connection after `connect_timeout`.
-pub fn client<B>(connect_timeout: Option<Duration>) -> Result<Client<Https, B>, String>
-where
-    B: hyper::body::Body + Send,
-    B::Data: Send,
-{
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(connect_timeout);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).build(https))
-}
+pub use tend_notify::{Https, http_client as client};
