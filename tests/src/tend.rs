@@ -45,13 +45,16 @@ pub fn workspace_binary(bin: &str, override_var: &str) -> PathBuf {
     path
 }
 
-/// `<target>/<profile>` of this test binary (`<target>/<profile>/deps/<test>`).
+/// `<target>/<profile>` of this binary: a test is `<target>/<profile>/deps/<test>`, a program
+/// of this crate (the benchmarks) `<target>/<profile>/<bin>`.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target profile dir")
-        .to_path_buf()
+    let dir = exe.parent().expect("the binary's directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("target profile dir").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 fn build_workspace_binaries(profile_dir: &Path) {
