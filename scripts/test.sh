@@ -39,6 +39,9 @@ command -v kubectl >/dev/null || missing+=(kubernetes-client)
 have_postgres && command -v pg_dump >/dev/null || missing+=(postgresql postgresql-client)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+# The AlertRule prometheus source's end-to-end tests (testkit/src/prometheus.rs).
+[ -x /usr/bin/prometheus ] || missing+=(prometheus)
+[ -x /usr/bin/prometheus-node-exporter ] || missing+=(prometheus-node-exporter)
 for tool in age zstd jq sqlite3 faketime; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done

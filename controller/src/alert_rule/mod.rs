@@ -2,28 +2,30 @@
 //! (Inactive → Pending → Firing → Inactive), and remediate once per firing by creating a
 //! RestoreRequest from the rule's template.
 //!
-//! The pure parts are in [`evaluate`] (aggregation, thresholds, state machine) and
-//! [`textformat`] (the metrics page parser); [`probe`] does the HTTP, [`remediation`] creates the
-//! RestoreRequest. This module ties them to the reconcile pipeline: status, Events (as
-//! [`Note`]s) and metrics.
+//! The pure parts are in [`evaluate`] (aggregation, thresholds, state machine), [`window`]
+//! (the windowed aggregations) and [`textformat`] (the metrics page parser); [`source`] reads a
+//! rule's signal through [`probe`] (HTTP), [`prometheus`] and [`postgres`], and keeps the sample
+//! windows; [`remediation`] creates the RestoreRequest. This module ties them to the reconcile
+//! pipeline: status, Events (as [`Note`]s) and metrics.
 //!
-//! Not in this build: notifications (`spec.routes`), incidents (`spec.incident`), the
-//! `prometheus` and `postgres` sources and the windowed aggregations. Rules that use a missing
-//! source or aggregation are not evaluated and say so in `Ready`; rules with routes or an
-//! incident are evaluated and remediate, and `Ready` says what is left out.
+//! Not in this build: notifications (`spec.routes`) and incidents (`spec.incident`); rules with
+//! them are evaluated and remediate, and `Ready` says what is left out.
 
 pub mod evaluate;
+pub mod postgres;
 pub mod probe;
+pub mod prometheus;
 pub mod remediation;
+pub mod source;
 pub mod textformat;
+pub mod window;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use tend_crds::alert_rule::{AlertRule, AlertRuleSpec, AlertRuleStatus, AlertSource, AlertState};
+use tend_crds::alert_rule::{AlertRule, AlertRuleSpec, AlertRuleStatus, AlertState};
 use tend_crds::conditions::reasons;
 
 use crate::context::Context;
@@ -31,7 +33,7 @@ use crate::error::StepError;
 use crate::metrics::{AlertFailureLabels, AlertLabels, AlertResultLabels};
 use crate::reconcile::{Note, TendKind, Verdict, status_access};
 use evaluate::{Change, Memory, compare, format_value, step, unsupported};
-use probe::Prober;
+use source::Sources;
 
 use tend_crds::alert_rule::reasons as ar;
 
@@ -39,42 +41,18 @@ use tend_crds::alert_rule::reasons as ar;
 const LAST_VALUE_MAX: usize = 300;
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
-/// One HTTP client (a connection pool) for every rule. A process-wide cell rather than a
-/// `Context` field keeps the alert engine self-contained; it holds no per-rule state.
-fn prober() -> Result<&'static Prober, String> {
-    static PROBER: OnceLock<Result<Prober, String>> = OnceLock::new();
-    PROBER
-        .get_or_init(Prober::new)
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-/// Evaluates the rule's source: the value, or why there is none.
-pub async fn evaluate_source(source: &AlertSource) -> Result<f64, StepError> {
-    let prober = prober().map_err(StepError::Internal)?;
-    if let Some(http) = &source.http {
-        return prober.http(http).await;
-    }
-    if let Some(metrics) = &source.metrics {
-        return prober.metrics(metrics).await;
-    }
-    Err(StepError::Setup(
-        "spec.source: no source this build can evaluate".into(),
-    ))
-}
-
 impl TendKind for AlertRule {
     status_access!(AlertRule, AlertRuleSpec, AlertRuleStatus, "AlertRule");
-    type State = ();
+    type State = Sources;
 
     async fn operate(
         &self,
         ctx: &Context,
-        _state: &(),
+        state: &Sources,
         status: &mut AlertRuleStatus,
         now: Timestamp,
     ) -> Verdict {
-        operate(self, ctx, status, now).await
+        operate(self, ctx, state, status, now).await
     }
 }
 
@@ -82,6 +60,7 @@ impl TendKind for AlertRule {
 async fn operate(
     rule: &AlertRule,
     ctx: &Context,
+    sources: &Sources,
     status: &mut AlertRuleStatus,
     now: Timestamp,
 ) -> Verdict {
@@ -114,7 +93,17 @@ async fn operate(
     let due = spec_changed
         || since_last.is_none_or(|elapsed| elapsed >= signed(interval) || elapsed.is_negative());
     let next_in = if due {
-        evaluate_once(ctx, spec, status, now, for_, &labels, &mut notes).await;
+        let observation = sources.evaluate(ctx, rule, now).await;
+        evaluate_once(
+            ctx,
+            spec,
+            observation,
+            status,
+            now,
+            for_,
+            &labels,
+            &mut notes,
+        );
         interval
     } else {
         let elapsed = since_last.unwrap_or_default();
@@ -174,16 +163,17 @@ fn signed(duration: Duration) -> SignedDuration {
 }
 
 /// One evaluation: the value (or error) into status, the state machine, Events and metrics.
-async fn evaluate_once(
+#[allow(clippy::too_many_arguments)]
+fn evaluate_once(
     ctx: &Context,
     spec: &AlertRuleSpec,
+    observation: Result<f64, StepError>,
     status: &mut AlertRuleStatus,
     now: Timestamp,
     for_: Duration,
     labels: &AlertLabels,
     notes: &mut Vec<Note>,
 ) {
-    let observation = evaluate_source(&spec.source).await;
     let holds = match &observation {
         Ok(value) => compare(*value, spec.condition.operator, spec.condition.threshold),
         Err(_) => None,
@@ -194,12 +184,19 @@ async fn evaluate_once(
         .get_or_create(&AlertResultLabels {
             namespace: labels.namespace.clone(),
             rule: labels.rule.clone(),
-            result: if observation.is_ok() { "ok" } else { "error" },
+            result: match &observation {
+                Ok(_) => "ok",
+                Err(StepError::NoData(_)) => "no_data",
+                Err(_) => "error",
+            },
         })
         .inc();
     status.last_evaluation_time = Some(Time(now));
     let value_text = match &observation {
         Ok(value) => format_value(*value),
+        // Not a failure (a window still filling, an empty query result): said in lastValue,
+        // no Event, and the state stays.
+        Err(StepError::NoData(text)) => shorten(text),
         Err(error) => {
             ctx.metrics
                 .alert
