@@ -2,7 +2,8 @@
 # The test command of README.md, and what CI runs (.ci/run calls this script).
 #
 # On a fresh machine with only the Rust toolchain, Python 3 and gcc it installs what the tests
-# need — kubectl, PostgreSQL, Chromium + ChromeDriver, age, zstd, jq, sqlite3, faketime (Debian packages),
+# need — kubectl, PostgreSQL, Chromium + ChromeDriver, Prometheus + node_exporter, age, zstd, jq,
+# sqlite3, faketime (Debian packages),
 # aiosmtpd, moto and the aws CLI (PyPI) —
 # then checks formatting, lints, manifests, and runs every test in the workspace: unit tests,
 # tests against real PostgreSQL / SMTP / Chromium, and end-to-end tests that drive kubectl

@@ -31,7 +31,7 @@ async fn setup(c: &TestCluster) -> anyhow::Result<tend_e2e::Tend> {
         &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NS}\n"),
     )
     .await?;
-    Ok(c.start_tend("sources").await?)
+    c.start_tend("sources").await
 }
 
 async fn rule(c: &TestCluster, name: &str) -> anyhow::Result<Value> {
@@ -574,6 +574,7 @@ async fn set_condition(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_monitoring_example_evaluates_fires_and_resolves() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let c = TestCluster::start().await?;
     let _tend = setup(&c).await?;
     let node = NodeExporter::start().await;
@@ -615,6 +616,7 @@ async fn every_monitoring_example_evaluates_fires_and_resolves() -> anyhow::Resu
     }
     c.apply_yaml(&[], &yaml.join("\n---\n")).await?;
 
+    eprintln!("{:?}: examples applied", started.elapsed());
     // Every rule evaluates to a number: no error, no "no data".
     for name in &names {
         let s = status_until(&c, name, "a value", has_number).await?;
@@ -625,27 +627,32 @@ async fn every_monitoring_example_evaluates_fires_and_resolves() -> anyhow::Resu
         assert_eq!(ready["status"], "True", "{name}: {s:#}");
     }
 
+    eprintln!("{:?}: every example has a value", started.elapsed());
     // Flipped (the host is not made to run out of CPU, memory, disk or bandwidth, and the
     // p95 latency is shown induced in the test above): the threshold is moved below the
     // current value, so the rule fires, then above it, so it resolves. All use `>`.
-    for name in [
+    let flipped = [
         "host-cpu-busy",
         "host-memory-pressure",
         "host-disk-full",
         "host-disk-io-saturated",
         "host-network-saturated",
         "fieldbook-api-p95-latency",
-    ] {
+    ];
+    for name in flipped {
         assert_eq!(
             rule(&c, name).await?["spec"]["condition"]["operator"],
             ">",
             "{name}"
         );
         set_condition(&c, name, ">", -1.0).await?;
-        firing(&c, name).await?;
-        set_condition(&c, name, ">", 1e12).await?;
-        resolved(&c, name).await?;
     }
+    futures::future::try_join_all(flipped.map(|name| firing(&c, name))).await?;
+    for name in flipped {
+        set_condition(&c, name, ">", 1e12).await?;
+    }
+    futures::future::try_join_all(flipped.map(|name| resolved(&c, name))).await?;
+    eprintln!("{:?}: flipped rules fired and resolved", started.elapsed());
 
     // Induced: the API answers 503 in maintenance mode.
     maintenance(&fieldbook, true).await;
@@ -653,6 +660,7 @@ async fn every_monitoring_example_evaluates_fires_and_resolves() -> anyhow::Resu
     maintenance(&fieldbook, false).await;
     resolved(&c, "fieldbook-api-errors").await?;
 
+    eprintln!("{:?}: error rate induced and resolved", started.elapsed());
     // Induced: the database hangs; its round trip counts as the 5 s timeout.
     pg.freeze();
     let slow = firing(&c, "fieldbook-db-slow").await;
@@ -679,6 +687,10 @@ async fn every_monitoring_example_evaluates_fires_and_resolves() -> anyhow::Resu
     signal("-CONT").await;
     assert_eq!(last_value(&down?), "0");
     resolved(&c, "fieldbook-down").await?;
+    eprintln!(
+        "{:?}: database and liveness induced and resolved",
+        started.elapsed()
+    );
 
     for name in &names {
         let events = events(&c, name).await?;

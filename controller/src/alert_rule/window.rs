@@ -64,6 +64,10 @@ impl Window {
         self.scrapes.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.scrapes.is_empty()
+    }
+
     /// The newest scrape's time.
     pub fn newest(&self) -> Option<Timestamp> {
         self.scrapes.back().map(|s| s.at)
