@@ -1,7 +1,8 @@
 //! The test kit every crate's tests share: real peers on free loopback ports (a throwaway
-//! PostgreSQL, an S3-compatible server, an SMTP sink, Prometheus and node_exporter), child processes that are killed when
-//! their guard drops, polling helpers, and a movable clock. It knows nothing of Kubernetes; the
-//! end-to-end crate (`tend-e2e`) builds its cluster fixtures on it.
+//! PostgreSQL, an S3-compatible server, an SMTP sink, Prometheus and node_exporter), child
+//! processes that are killed when their guard drops, polling helpers, and a movable clock. It
+//! knows nothing of Kubernetes; the end-to-end crate (`tend-e2e`) builds its cluster fixtures on
+//! it.
 //!
 //! A test that needs a tool the machine lacks fails with a message that says what to install;
 //! nothing is skipped. `scripts/test.sh` installs every tool the kit starts.

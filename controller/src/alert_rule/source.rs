@@ -25,6 +25,8 @@ use crate::error::StepError;
 
 /// An unused window is forgotten this long after its span.
 pub const FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
+/// Unused windows are looked for at most this often (a scan visits every window).
+const PRUNE_EVERY: SignedDuration = SignedDuration::from_secs(60);
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct RuleKey {
@@ -44,6 +46,8 @@ struct Kept {
 pub struct Sources {
     prober: Result<Prober, String>,
     windows: Mutex<HashMap<RuleKey, Kept>>,
+    /// When unused windows were last looked for.
+    pruned: Mutex<Option<Timestamp>>,
 }
 
 impl Default for Sources {
@@ -51,6 +55,7 @@ impl Default for Sources {
         Self {
             prober: Prober::new(),
             windows: Mutex::new(HashMap::new()),
+            pruned: Mutex::new(None),
         }
     }
 }
@@ -75,7 +80,17 @@ impl Sources {
             name: rule.name_any(),
             uid: rule.uid().unwrap_or_default(),
         };
-        self.forget_unused(now);
+        {
+            let mut pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
+            let due = pruned.is_none_or(|at| {
+                let since = now.duration_since(at);
+                since >= PRUNE_EVERY || since.is_negative()
+            });
+            if due {
+                *pruned = Some(now);
+                self.forget_unused(now);
+            }
+        }
         let windowed = source
             .metrics
             .as_ref()

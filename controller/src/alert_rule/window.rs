@@ -4,9 +4,9 @@
 //!
 //! A [`Window`] keeps, for one rule, the selected series of each scrape taken within the last
 //! `span`. Memory is bounded per rule: at most [`MAX_SERIES`] series per scrape (more is an
-//! error that asks for a narrower selector) and at most [`MAX_SCRAPES`] scrapes (a scrape closer
-//! than `2 * span / MAX_SCRAPES` to the one before the newest replaces the newest). Label sets are shared between
-//! scrapes, so a steady series costs a pointer and a number per scrape.
+//! error that asks for a narrower selector) and at most [`MAX_SCRAPES`] scrapes (a scrape less
+//! than `2 * span / MAX_SCRAPES` after the one before the newest replaces the newest). Label
+//! sets are shared between scrapes, so a steady series costs a pointer and a number per scrape.
 //!
 //! Counter semantics follow PromQL: a value lower than the one before is a reset (the counter
 //! restarted from 0), so the increase across it is the new value. A series that appears after
