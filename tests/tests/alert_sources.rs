@@ -266,6 +266,19 @@ async fn fieldbook_rate_error_ratio_and_latency_rules_and_the_postgres_probe_fir
         let s = status_until(&c, name, "a value", has_number).await?;
         assert_eq!(state(&s), "Inactive", "{name}: {s:#}");
     }
+    // The window's first evaluations had no value yet: counted as such, not as failures.
+    let no_data = tend
+        .metric(
+            r#"tend_alert_evaluations_total{namespace="monitoring",rule="request-rate",result="no_data"}"#,
+        )
+        .await;
+    assert!(no_data >= 1.0, "{}", tend.metrics().await);
+    let failures = tend
+        .metric(
+            r#"tend_alert_evaluation_failures_total{namespace="monitoring",rule="request-rate""#,
+        )
+        .await;
+    assert_eq!(failures, 0.0, "{}", tend.metrics().await);
     // A write in the read-only transaction is refused by the server, and said so.
     let s = status_until(&c, "db-write", "the read-only refusal", |s| {
         last_value(s).contains("read-only transaction")

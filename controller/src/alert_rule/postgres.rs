@@ -54,12 +54,7 @@ pub async fn connection(
         ))
     })?;
     if let Some(mode) = secrets.value(FIELD, name, "sslmode").await? {
-        let mode = mode.trim();
-        if !matches!(mode, "" | "disable" | "allow" | "prefer") {
-            return Err(StepError::Setup(format!(
-                "{FIELD}: sslmode {mode:?} of Secret {name:?} is not supported: this build connects without TLS (disable, allow or prefer)"
-            )));
-        }
+        check_sslmode(name, &mode)?;
     }
     Ok(Connection {
         host: host.trim().to_owned(),
@@ -68,6 +63,17 @@ pub async fn connection(
         user: secrets.required(FIELD, name, "user").await?,
         password: secrets.required(FIELD, name, "password").await?,
     })
+}
+
+/// `sslmode` values this build honours: all of them connect over plain TCP.
+fn check_sslmode(secret: &str, mode: &str) -> Result<(), StepError> {
+    let mode = mode.trim();
+    if matches!(mode, "" | "disable" | "allow" | "prefer") {
+        return Ok(());
+    }
+    Err(StepError::Setup(format!(
+        "spec.source.postgres.connectionSecretRef: sslmode {mode:?} of Secret {secret:?} is not supported: this build connects without TLS (disable, allow or prefer)"
+    )))
 }
 
 /// Probes the database and returns the measured value. Not getting an answer is `up` 0 and,
@@ -83,7 +89,17 @@ pub async fn probe(connection: &Connection, probe: &PostgresProbe) -> Result<f64
         connection.user, connection.host, connection.port, connection.dbname
     );
     let outcome = round_trip(connection, &probe.query, timeout).await;
-    match (probe.measure, outcome) {
+    measured(probe.measure, outcome, timeout, &target)
+}
+
+/// The value `measure` takes from a round trip's outcome.
+fn measured(
+    measure: PostgresMeasure,
+    outcome: Outcome,
+    timeout: Duration,
+    target: &str,
+) -> Result<f64, StepError> {
+    match (measure, outcome) {
         (PostgresMeasure::Up, Outcome::Answered { value, .. }) => {
             // The database answered; a query that failed in SQL still counts as down, since
             // the application's queries would not be served either. The error is not lost:
@@ -280,6 +296,68 @@ mod tests {
 
     fn words(w: &[u16]) -> Vec<u8> {
         w.iter().flat_map(|x| x.to_be_bytes()).collect()
+    }
+
+    fn answered(value: Result<f64, String>) -> Outcome {
+        Outcome::Answered {
+            elapsed: Duration::from_millis(250),
+            value,
+        }
+    }
+
+    fn measure(measure: PostgresMeasure, outcome: Outcome) -> Result<f64, String> {
+        measured(
+            measure,
+            outcome,
+            Duration::from_secs(2),
+            "postgres://u@h:5432/db",
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn each_measure_reads_the_outcome() {
+        use PostgresMeasure::*;
+        assert_eq!(measure(LatencySeconds, answered(Ok(1.0))), Ok(0.25));
+        assert_eq!(measure(Up, answered(Ok(1.0))), Ok(1.0));
+        assert_eq!(measure(Value, answered(Ok(42.0))), Ok(42.0));
+        // A hung database: down, and as slow as the timeout.
+        assert_eq!(measure(Up, Outcome::TimedOut), Ok(0.0));
+        assert_eq!(measure(LatencySeconds, Outcome::TimedOut), Ok(2.0));
+        assert_eq!(
+            measure(Value, Outcome::TimedOut),
+            Err(
+                "postgres://u@h:5432/db: no answer within 2s (spec.source.postgres.timeout)".into()
+            )
+        );
+        // Refused: down; no latency or value was measured.
+        let refused = || Outcome::Failed("connection refused".into());
+        assert_eq!(measure(Up, refused()), Ok(0.0));
+        assert_eq!(
+            measure(LatencySeconds, refused()),
+            Err("postgres://u@h:5432/db: connection refused".into())
+        );
+        // The query failed: down, and an error naming the field for the others.
+        let failed = || answered(Err("returned 2 rows; one is needed".into()));
+        assert_eq!(measure(Up, failed()), Ok(0.0));
+        for m in [LatencySeconds, Value] {
+            assert_eq!(
+                measure(m, failed()),
+                Err("postgres://u@h:5432/db: spec.source.postgres.query: returned 2 rows; one is needed".into())
+            );
+        }
+    }
+
+    #[test]
+    fn tls_modes_are_refused_naming_the_field() {
+        for ok in ["", "disable", "allow", " prefer\n"] {
+            assert!(check_sslmode("db", ok).is_ok(), "{ok:?}");
+        }
+        let error = check_sslmode("db", "verify-full").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "spec.source.postgres.connectionSecretRef: sslmode \"verify-full\" of Secret \"db\" is not supported: this build connects without TLS (disable, allow or prefer)"
+        );
     }
 
     #[test]
