@@ -2,7 +2,8 @@
 # The test command of README.md, and what CI runs (.ci/run calls this script).
 #
 # On a fresh machine with only the Rust toolchain, Python 3 and gcc it installs what the tests
-# need — kubectl, PostgreSQL, Chromium + ChromeDriver, age, zstd, jq, sqlite3, faketime (Debian packages),
+# need — kubectl, PostgreSQL, Chromium + ChromeDriver, Prometheus + node_exporter, age, zstd, jq,
+# sqlite3, faketime (Debian packages),
 # aiosmtpd, moto and the aws CLI (PyPI) —
 # then checks formatting, lints, manifests, and runs every test in the workspace: unit tests,
 # tests against real PostgreSQL / SMTP / Chromium, and end-to-end tests that drive kubectl
@@ -39,6 +40,9 @@ command -v kubectl >/dev/null || missing+=(kubernetes-client)
 have_postgres && command -v pg_dump >/dev/null || missing+=(postgresql postgresql-client)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+# The AlertRule prometheus source's end-to-end tests (testkit/src/prometheus.rs).
+[ -x /usr/bin/prometheus ] || missing+=(prometheus)
+[ -x /usr/bin/prometheus-node-exporter ] || missing+=(prometheus-node-exporter)
 for tool in age zstd jq sqlite3 faketime; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done

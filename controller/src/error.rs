@@ -61,6 +61,10 @@ pub enum StepError {
     /// A signal (metrics page, HTTP check) could not be read.
     #[error("{0}")]
     Probe(String),
+    /// A signal has no value yet (an alert window still filling, an empty query result): not a
+    /// failure, so no Warning Event; the alert's state stays as it was.
+    #[error("{0}")]
+    NoData(String),
     /// Restored data did not pass a verification check.
     #[error("{0}")]
     Check(String),
@@ -79,6 +83,7 @@ impl StepError {
             StepError::OpsApi(_) => "ops_api",
             StepError::Kube(_) => "kubernetes",
             StepError::Probe(_) => "probe",
+            StepError::NoData(_) => "no_data",
             StepError::Check(_) => "check",
             StepError::Internal(_) => "internal",
         }

@@ -270,13 +270,14 @@ impl Watch<'_> {
         )
     }
 
-    /// The Controller of a kind that keeps no state and needs no triggers but its own objects.
-    fn simple<K: TendKind<State = ()>>(
+    /// The Controller of a kind that needs no triggers but its own objects, with a fresh
+    /// (default) state.
+    fn simple<K: TendKind>(
         &self,
         ctx: &Arc<Context>,
         stopped: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ) -> BoxFuture<'static, ()> {
-        let state = Arc::new(());
+        let state = Arc::new(K::State::default());
         self.controller::<K>(stopped).run(ctx, &state)
     }
 }

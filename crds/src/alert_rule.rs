@@ -295,7 +295,8 @@ pub enum Aggregation {
     Unknown,
 }
 
-/// A PromQL instant query; the first sample's value is compared.
+/// A PromQL instant query: a scalar or a one-sample vector is the value, an empty vector is "no
+/// data" (the state stays), several samples or a range are an error.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PrometheusQuery {
@@ -311,7 +312,8 @@ pub struct PrometheusQuery {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PostgresProbe {
-    /// Secret with the libpq keys `host`, `port`, `dbname`, `user`, `password`.
+    /// Secret with the libpq keys `host`, `port`, `dbname`, `user`, `password` (and optionally
+    /// `sslmode`: `disable`, `allow` or `prefer`; tend connects without TLS).
     pub connection_secret_ref: SecretRef,
     /// Query to run. With `measure: value` it must return one numeric cell. Defaults to
     /// `SELECT 1`.

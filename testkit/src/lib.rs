@@ -1,7 +1,8 @@
 //! The test kit every crate's tests share: real peers on free loopback ports (a throwaway
-//! PostgreSQL, an S3-compatible server, an SMTP sink, a webhook sink), child processes that are killed when
-//! their guard drops, polling helpers, and a movable clock. It knows nothing of Kubernetes; the
-//! end-to-end crate (`tend-e2e`) builds its cluster fixtures on it.
+//! PostgreSQL, an S3-compatible server, an SMTP sink, a webhook sink, Prometheus and
+//! node_exporter), child processes that are killed when their guard drops, polling helpers, and
+//! a movable clock. It knows nothing of Kubernetes; the end-to-end crate (`tend-e2e`) builds its
+//! cluster fixtures on it.
 //!
 //! A test that needs a tool the machine lacks fails with a message that says what to install;
 //! nothing is skipped. `scripts/test.sh` installs every tool the kit starts.
@@ -23,6 +24,7 @@ mod keys;
 pub mod net;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod s3;
 pub mod smtp;
 pub mod tools;
@@ -35,6 +37,7 @@ pub use keys::Keys;
 pub use net::{CutProxy, free_port, wait_for_port};
 pub use postgres::Postgres;
 pub use process::ChildGuard;
+pub use prometheus::{NodeExporter, Prometheus};
 pub use s3::{S3_KEY_ID, S3_SECRET, S3Server};
 #[cfg(feature = "backup")]
 pub use s3::{s3_config, s3_repo};

@@ -184,6 +184,55 @@ impl Postgres {
             .output();
     }
 
+    /// Freezes the server (SIGSTOP to the postmaster and every backend): it still accepts TCP
+    /// connections in the kernel, but answers nothing, as a hung or overloaded database.
+    pub fn freeze(&self) {
+        self.signal_all("STOP");
+    }
+
+    /// Undoes [`Postgres::freeze`].
+    pub fn thaw(&self) {
+        self.signal_all("CONT");
+    }
+
+    /// Sends `signal` to the postmaster (pid from `postmaster.pid`) and its children.
+    fn signal_all(&self, signal: &str) {
+        let pid_file = self.dir.path().join("data").join("postmaster.pid");
+        let postmaster: u32 = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no postmaster pid in {}", pid_file.display()));
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(stat) = std::fs::read_to_string(entry.path().join("stat")).ok() else {
+                continue;
+            };
+            // pid (comm) state ppid ...; comm may hold spaces, so read after the last ')'.
+            let parent = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if parent == Some(postmaster)
+                && let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok())
+            {
+                pids.push(pid);
+            }
+        }
+        // A backend may exit between the listing and the signal: only the postmaster must
+        // receive it.
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(pids[1..].iter().map(u32::to_string))
+            .stderr(Stdio::null())
+            .status();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(postmaster.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {postmaster} failed");
+    }
+
     /// The URL of `dbname` over TCP as the superuser, with the password.
     pub fn url(&self, dbname: &str) -> String {
         format!(

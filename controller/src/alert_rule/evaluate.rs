@@ -1,4 +1,5 @@
-//! The pure part of alert evaluation: what this build can evaluate, aggregating scraped series,
+//! The pure part of alert evaluation: what this build cannot evaluate (values of a newer tend),
+//! aggregating scraped series (the windowed aggregations are in `window.rs`),
 //! comparing a value with the threshold, and the Inactive → Pending → Firing state machine.
 //! No I/O and no Kubernetes types beyond the CRD's own enums; times come in as arguments.
 //!
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use tend_crds::alert_rule::{
-    Aggregation, AlertSource, AlertState, HttpMeasure, HttpMethod, Operator,
+    Aggregation, AlertSource, AlertState, HttpMeasure, HttpMethod, Operator, PostgresMeasure,
 };
 
 use super::textformat::Sample;
@@ -22,12 +23,6 @@ pub fn unsupported(source: &AlertSource, operator: Operator) -> Option<String> {
             "an operator unknown to this version of tend (spec.condition.operator)".into(),
         );
     }
-    if source.prometheus.is_some() {
-        return Some("the prometheus source (PromQL queries, spec.source.prometheus)".into());
-    }
-    if source.postgres.is_some() {
-        return Some("the postgres source (spec.source.postgres)".into());
-    }
     if let Some(http) = &source.http {
         if http.method == HttpMethod::Unknown {
             return Some("an HTTP method unknown to this version (spec.source.http.method)".into());
@@ -36,24 +31,19 @@ pub fn unsupported(source: &AlertSource, operator: Operator) -> Option<String> {
             return Some("a measure unknown to this version (spec.source.http.measure)".into());
         }
     }
-    if let Some(metrics) = &source.metrics {
-        let windowed = match metrics.aggregation {
-            Aggregation::Rate => "rate",
-            Aggregation::Increase => "increase",
-            Aggregation::ErrorRatio => "errorRatio",
-            Aggregation::Quantile => "quantile",
-            Aggregation::Unknown => {
-                return Some(
-                    "an aggregation unknown to this version (spec.source.metrics.aggregation)"
-                        .into(),
-                );
-            }
-            _ => return None,
-        };
-        return Some(format!(
-            "the {windowed} aggregation of the metrics source (spec.source.metrics.aggregation), \
-             which needs stored sample windows"
-        ));
+    if let Some(postgres) = &source.postgres
+        && postgres.measure == PostgresMeasure::Unknown
+    {
+        return Some("a measure unknown to this version (spec.source.postgres.measure)".into());
+    }
+    if source
+        .metrics
+        .as_ref()
+        .is_some_and(|m| m.aggregation == Aggregation::Unknown)
+    {
+        return Some(
+            "an aggregation unknown to this version (spec.source.metrics.aggregation)".into(),
+        );
     }
     None
 }
@@ -388,22 +378,28 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_sources_are_named() {
+    fn every_source_and_aggregation_is_supported_but_unknown_values() {
+        for source in [
+            serde_json::json!({"metrics": {"url": "http://x/metrics", "metric": "m", "aggregation": "rate", "window": "5m"}}),
+            serde_json::json!({"metrics": {"url": "http://x/metrics", "metric": "m", "aggregation": "quantile", "quantile": 0.9, "window": "5m"}}),
+            serde_json::json!({"prometheus": {"url": "http://p:9090", "query": "up"}}),
+            serde_json::json!({"postgres": {"connectionSecretRef": {"name": "db"}}}),
+        ] {
+            let source: AlertSource = serde_json::from_value(source).unwrap();
+            assert_eq!(unsupported(&source, Operator::Gt), None, "{source:?}");
+        }
         let source: AlertSource = serde_json::from_value(serde_json::json!({
-            "metrics": {"url": "http://x/metrics", "metric": "m", "aggregation": "rate", "window": "5m"}
+            "postgres": {"connectionSecretRef": {"name": "db"}, "measure": "rowCount"}
         }))
         .unwrap();
         let what = unsupported(&source, Operator::Gt).unwrap();
-        assert!(what.contains("rate aggregation"), "{what}");
+        assert!(what.contains("spec.source.postgres.measure"), "{what}");
         let source: AlertSource = serde_json::from_value(serde_json::json!({
-            "prometheus": {"url": "http://p:9090", "query": "up"}
+            "metrics": {"url": "http://x/metrics", "metric": "m", "aggregation": "median"}
         }))
         .unwrap();
-        assert!(
-            unsupported(&source, Operator::Gt)
-                .unwrap()
-                .contains("prometheus")
-        );
+        let what = unsupported(&source, Operator::Gt).unwrap();
+        assert!(what.contains("spec.source.metrics.aggregation"), "{what}");
         let source: AlertSource = serde_json::from_value(serde_json::json!({
             "metrics": {"url": "http://x/metrics", "metric": "m", "aggregation": "max"}
         }))

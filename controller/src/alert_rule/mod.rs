@@ -2,30 +2,33 @@
 //! (Inactive → Pending → Firing → Inactive), and remediate once per firing by creating a
 //! RestoreRequest from the rule's template.
 //!
-//! The pure parts are in [`evaluate`] (aggregation, thresholds, state machine),
-//! [`textformat`] (the metrics page parser) and [`routes`] (what each route is owed, silences,
-//! the message); [`probe`] does the HTTP, [`remediation`] creates the RestoreRequest, and the
-//! shared [`crate::notifications`] adapter sends. This module ties them to the reconcile
-//! pipeline: status, Events (as [`Note`]s) and metrics.
+//! The pure parts are in [`evaluate`] (aggregation, thresholds, state machine), [`window`]
+//! (the windowed aggregations), [`textformat`] (the metrics page parser) and [`routes`] (what
+//! each route is owed, silences, the message); [`source`] reads a rule's signal through
+//! [`probe`] (HTTP), [`prometheus`] and [`postgres`], and keeps the sample windows;
+//! [`remediation`] creates the RestoreRequest, and the shared [`crate::notifications`] adapter
+//! sends. This module ties them to the reconcile pipeline: status, Events (as [`Note`]s) and
+//! metrics.
 //!
-//! Not in this build: incidents (`spec.incident`), the `prometheus` and `postgres` sources and
-//! the windowed aggregations. Rules that use a missing source or aggregation are not evaluated
-//! and say so in `Ready`; rules with an incident are evaluated, notify and remediate, and
-//! `Ready` says what is left out.
+//! Not in this build: incidents (`spec.incident`); rules with one are evaluated, notify and
+//! remediate, and `Ready` says what is left out.
 
 pub mod evaluate;
+pub mod postgres;
 pub mod probe;
+pub mod prometheus;
 pub mod remediation;
 pub mod routes;
+pub mod source;
 pub mod textformat;
+pub mod window;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use tend_crds::alert_rule::{AlertRule, AlertRuleSpec, AlertRuleStatus, AlertSource, AlertState};
+use tend_crds::alert_rule::{AlertRule, AlertRuleSpec, AlertRuleStatus, AlertState};
 use tend_crds::conditions::reasons;
 
 use crate::context::Context;
@@ -33,7 +36,7 @@ use crate::error::StepError;
 use crate::metrics::{AlertFailureLabels, AlertLabels, AlertResultLabels};
 use crate::reconcile::{Note, TendKind, Verdict, status_access};
 use evaluate::{Change, Memory, compare, format_value, step, unsupported};
-use probe::Prober;
+use source::Sources;
 
 use tend_crds::alert_rule::reasons as ar;
 
@@ -41,42 +44,18 @@ use tend_crds::alert_rule::reasons as ar;
 const LAST_VALUE_MAX: usize = 300;
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
-/// One HTTP client (a connection pool) for every rule. A process-wide cell rather than a
-/// `Context` field keeps the alert engine self-contained; it holds no per-rule state.
-fn prober() -> Result<&'static Prober, String> {
-    static PROBER: OnceLock<Result<Prober, String>> = OnceLock::new();
-    PROBER
-        .get_or_init(Prober::new)
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-/// Evaluates the rule's source: the value, or why there is none.
-pub async fn evaluate_source(source: &AlertSource) -> Result<f64, StepError> {
-    let prober = prober().map_err(StepError::Internal)?;
-    if let Some(http) = &source.http {
-        return prober.http(http).await;
-    }
-    if let Some(metrics) = &source.metrics {
-        return prober.metrics(metrics).await;
-    }
-    Err(StepError::Setup(
-        "spec.source: no source this build can evaluate".into(),
-    ))
-}
-
 impl TendKind for AlertRule {
     status_access!(AlertRule, AlertRuleSpec, AlertRuleStatus, "AlertRule");
-    type State = ();
+    type State = Sources;
 
     async fn operate(
         &self,
         ctx: &Context,
-        _state: &(),
+        state: &Sources,
         status: &mut AlertRuleStatus,
         now: Timestamp,
     ) -> Verdict {
-        operate(self, ctx, status, now).await
+        operate(self, ctx, state, status, now).await
     }
 }
 
@@ -84,6 +63,7 @@ impl TendKind for AlertRule {
 async fn operate(
     rule: &AlertRule,
     ctx: &Context,
+    sources: &Sources,
     status: &mut AlertRuleStatus,
     now: Timestamp,
 ) -> Verdict {
@@ -116,7 +96,17 @@ async fn operate(
     let due = spec_changed
         || since_last.is_none_or(|elapsed| elapsed >= signed(interval) || elapsed.is_negative());
     let next_in = if due {
-        evaluate_once(ctx, spec, status, now, for_, &labels, &mut notes).await;
+        let observation = sources.evaluate(ctx, rule, now).await;
+        evaluate_once(
+            ctx,
+            spec,
+            observation,
+            status,
+            now,
+            for_,
+            &labels,
+            &mut notes,
+        );
         interval
     } else {
         let elapsed = since_last.unwrap_or_default();
@@ -381,16 +371,17 @@ fn signed(duration: Duration) -> SignedDuration {
 }
 
 /// One evaluation: the value (or error) into status, the state machine, Events and metrics.
-async fn evaluate_once(
+#[allow(clippy::too_many_arguments)]
+fn evaluate_once(
     ctx: &Context,
     spec: &AlertRuleSpec,
+    observation: Result<f64, StepError>,
     status: &mut AlertRuleStatus,
     now: Timestamp,
     for_: Duration,
     labels: &AlertLabels,
     notes: &mut Vec<Note>,
 ) {
-    let observation = evaluate_source(&spec.source).await;
     let holds = match &observation {
         Ok(value) => compare(*value, spec.condition.operator, spec.condition.threshold),
         Err(_) => None,
@@ -401,12 +392,19 @@ async fn evaluate_once(
         .get_or_create(&AlertResultLabels {
             namespace: labels.namespace.clone(),
             rule: labels.rule.clone(),
-            result: if observation.is_ok() { "ok" } else { "error" },
+            result: match &observation {
+                Ok(_) => "ok",
+                Err(StepError::NoData(_)) => "no_data",
+                Err(_) => "error",
+            },
         })
         .inc();
     status.last_evaluation_time = Some(Time(now));
     let value_text = match &observation {
         Ok(value) => format_value(*value),
+        // Not a failure (a window still filling, an empty query result): said in lastValue,
+        // no Event, and the state stays.
+        Err(StepError::NoData(text)) => shorten(text),
         Err(error) => {
             ctx.metrics
                 .alert

@@ -80,35 +80,51 @@ impl Prober {
     }
 
     async fn scrape(&self, scrape: &MetricsScrape) -> Result<f64, String> {
-        let shown = redact(&scrape.url);
-        let (parts, body) = self
-            .send(&scrape.url, Method::GET, SCRAPE_TIMEOUT)
-            .await
-            .map_err(|f| match f {
-                Failure::TimedOut => format!("{shown}: no answer within {SCRAPE_TIMEOUT:?}"),
-                Failure::Other(m) => m,
-            })?;
-        if !parts.status.is_success() {
-            return Err(format!("{shown} answered {}", parts.status));
-        }
-        let read = tokio::time::timeout(
-            SCRAPE_TIMEOUT,
-            http_body_util::Limited::new(body, PAGE_LIMIT).collect(),
-        )
-        .await
-        .map_err(|_| format!("{shown}: the page did not arrive within {SCRAPE_TIMEOUT:?}"))?
-        .map_err(|e| format!("{shown}: reading the page: {e}"))?;
-        let bytes = read.to_bytes();
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|e| format!("{shown}: the page is not UTF-8 text ({e})"))?;
-        let samples = textformat::parse(text).map_err(|e| format!("{shown}: {e}"))?;
+        let samples = self.samples(&scrape.url).await?;
         aggregate(
             &samples,
             &scrape.metric,
             &scrape.selector,
             scrape.aggregation,
         )
-        .map_err(|e| format!("{shown}: {e}"))
+        .map_err(|e| format!("{}: {e}", redact(&scrape.url)))
+    }
+
+    /// Scrapes and parses a metrics page; errors name the redacted URL.
+    pub async fn samples(&self, url: &str) -> Result<Vec<textformat::Sample>, String> {
+        let shown = redact(url);
+        let (status, bytes) = self.get(url, SCRAPE_TIMEOUT, PAGE_LIMIT).await?;
+        if !(200..300).contains(&status) {
+            return Err(format!("{shown} answered {status}"));
+        }
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| format!("{shown}: the page is not UTF-8 text ({e})"))?;
+        textformat::parse(text).map_err(|e| format!("{shown}: {e}"))
+    }
+
+    /// GETs `url` and reads the body (at most `limit` bytes), whatever the status; the whole
+    /// exchange is bounded by `timeout`. Errors name the redacted URL.
+    pub async fn get(
+        &self,
+        url: &str,
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<(u16, Bytes), String> {
+        let shown = redact(url);
+        let started = Instant::now();
+        let (parts, body) = self
+            .send(url, Method::GET, timeout)
+            .await
+            .map_err(|f| match f {
+                Failure::TimedOut => format!("{shown}: no answer within {timeout:?}"),
+                Failure::Other(m) => m,
+            })?;
+        let left = timeout.saturating_sub(started.elapsed());
+        let read = tokio::time::timeout(left, http_body_util::Limited::new(body, limit).collect())
+            .await
+            .map_err(|_| format!("{shown}: the answer did not arrive within {timeout:?}"))?
+            .map_err(|e| format!("{shown}: reading the answer: {e}"))?;
+        Ok((parts.status.as_u16(), read.to_bytes()))
     }
 
     async fn request(&self, url: &str, method: Method, timeout: Duration) -> Result<u16, Failure> {
