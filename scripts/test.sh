@@ -104,11 +104,11 @@ if [ $# -eq 0 ]; then
     export "CARGO_TARGET_${host}_RUNNER=faketime -f +365d"
     export FAKETIME_DONT_FAKE_MONOTONIC=1 TEND_PREBUILT_BINARIES=1
     echo "faketime: $(faketime -f +365d date -u)"
-    time_filter='((package(tend) | package(tend-crds) | package(tend-backup) | package(tend-testkit)) & kind(lib)) | (package(tend-e2e) & !binary(/faults/))'
+    time_filter='((package(tend) | package(tend-crds) | package(tend-backup) | package(tend-notify) | package(tend-testkit)) & kind(lib)) | (package(tend-e2e) & !binary(/faults/))'
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --locked --no-fail-fast -E "$time_filter"
     else
-        cargo test --locked --no-fail-fast -p tend -p tend-crds -p tend-backup -p tend-testkit --lib
+        cargo test --locked --no-fail-fast -p tend -p tend-crds -p tend-backup -p tend-notify -p tend-testkit --lib
         for t in $(cd tests/tests && ls *.rs | sed 's/\.rs$//' | grep -v faults); do
             cargo test --locked --no-fail-fast -p tend-e2e --test "$t"
         done
