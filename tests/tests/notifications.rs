@@ -439,3 +439,82 @@ async fn a_silence_keeps_the_rule_evaluated_and_quiet_until_it_ends() -> anyhow:
     assert_eq!(hooks.requests().len(), 1);
     controller.stop().await
 }
+
+#[tokio::test]
+async fn an_unfinished_in_place_restore_of_the_policy_silences_the_rule() -> anyhow::Result<()> {
+    let c = TestCluster::start().await?;
+    let mail = SmtpSink::start().await;
+    let hooks = WebhookSink::start().await;
+    setup(&c, mail.port, &hooks).await?;
+    // The policy the restore belongs to; it never runs.
+    c.apply_yaml(
+        &[],
+        &format!(
+            "apiVersion: tend.dev/v1alpha1\nkind: BackupPolicy\nmetadata: {{name: daily, namespace: {NS}}}\n\
+             spec:\n  schedule: \"0 2 * * *\"\n  suspend: true\n\
+             \x20 targets: {{objects: {{filesystem: {{path: /nonexistent/photos}}}}}}\n\
+             \x20 repository: {{filesystem: {{path: /nonexistent/repository}}}}\n\
+             \x20 encryption: {{recipientsSecretRef: {{name: backup-age, key: recipients}}}}\n"
+        ),
+    )
+    .await?;
+    // An in-place restore of it that has not finished: created before tend runs and held by a
+    // finalizer while being deleted, so it never starts and never finishes until the test lets
+    // it go (a restore that runs would finish in milliseconds here).
+    c.apply_yaml(
+        &[],
+        &format!(
+            "apiVersion: tend.dev/v1alpha1\nkind: RestoreRequest\n\
+             metadata: {{name: in-place, namespace: {NS}, finalizers: [tend.test/hold]}}\n\
+             spec:\n  policyRef: {{name: daily}}\n  restorePoint: {{latest: true}}\n\
+             \x20 components: [objects]\n  target: {{mode: inPlace, confirm: true}}\n"
+        ),
+    )
+    .await?;
+    c.kubectl(&["delete", "rr", "in-place", "-n", NS, "--wait=false"])
+        .await?;
+
+    let service = Service::closed();
+    let controller = Controller::start(&c).await?;
+    let silence = "  silences:\n    - {name: restoring, duringInPlaceRestoresOf: {name: daily}}\n";
+    let routes = "    - {name: receiver, webhook: {urlSecretRef: {name: hooks, key: webhook}}}\n";
+    c.apply_yaml(&[], &rule_yaml("api-down", &service.url(), routes, silence))
+        .await?;
+    status_until(&c, "api-down", "firing, silenced by the restore", |s| {
+        s["state"] == "Firing" && s["silencedBy"] == "restoring"
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        hooks.requests().is_empty(),
+        "nothing is sent during the restore"
+    );
+
+    // The restore is over (here: gone): the firing goes out.
+    c.kubectl(&[
+        "patch",
+        "rr",
+        "in-place",
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])
+    .await?;
+    let status = status_until(&c, "api-down", "told once the restore ended", |s| {
+        all_delivered(s, "firing", 1)
+    })
+    .await?;
+    assert!(status["silencedBy"].is_null());
+    assert_eq!(hooks.requests().len(), 1);
+    let events = c
+        .kubectl(&["get", "events", "-n", NS, "-o", "yaml"])
+        .await?;
+    assert!(
+        events.contains("Silenced") && events.contains("SilenceEnded"),
+        "{events}"
+    );
+    controller.stop().await
+}
