@@ -13,6 +13,7 @@
 
 pub mod farm;
 pub mod fieldbook;
+pub mod inprocess;
 mod tend;
 
 pub use tend::{Tend, http_get, tend_binary, workspace_binary};

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use tend::run::{RunConfig, run_with_client};
-use tend_e2e::{TestCluster, WAIT, eventually, free_port, http_get};
-use tend_testkit::clock::TestClock;
+use tend_e2e::inprocess::Controller;
+use tend_e2e::{TestCluster, WAIT, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const NS: &str = "farm";
@@ -66,52 +65,6 @@ impl MetricsPage {
              fieldbook_verify_missing_objects{{kind=\"thumbnail\"}} 0\n\
              fieldbook_up 1\n"
         ));
-    }
-}
-
-/// The controller in-process; its clock is the system clock plus an offset the test moves.
-struct Controller {
-    clock: TestClock,
-    metrics_addr: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), tend::run::RunError>>,
-}
-
-impl Controller {
-    async fn start(c: &TestCluster) -> anyhow::Result<Self> {
-        let (test_clock, now) = TestClock::new(Timestamp::now());
-        let metrics_addr = format!("127.0.0.1:{}", free_port());
-        let mut config = RunConfig::new(metrics_addr.parse()?);
-        config.clock = tend::context::Clock::from_fn(now);
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run_with_client(c.client().await?, config, async move {
-            let _ = stop_rx.await;
-        }));
-        Ok(Self {
-            clock: test_clock,
-            metrics_addr,
-            stop: Some(stop_tx),
-            task,
-        })
-    }
-
-    fn advance(&self, seconds: i64) {
-        self.clock.advance(seconds);
-    }
-
-    async fn metrics(&self) -> String {
-        let addr = self.metrics_addr.clone();
-        tokio::task::spawn_blocking(move || http_get(&addr, "/metrics").unwrap_or_default())
-            .await
-            .unwrap_or_default()
-    }
-
-    async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(WAIT, self.task).await???;
-        Ok(())
     }
 }
 

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
-use tend::run::{RunConfig, run_with_client};
-use tend_e2e::{TestCluster, WAIT, eventually, free_port, http_get};
-use tend_testkit::clock::TestClock;
+use tend_e2e::inprocess::Controller;
+use tend_e2e::{TestCluster, WAIT, eventually, free_port};
 use tend_testkit::smtp::SmtpSink;
 use tend_testkit::webhook::{Reply, WebhookSink};
 use tokio::io::AsyncWriteExt;
@@ -17,54 +16,6 @@ use tokio::io::AsyncWriteExt;
 const NS: &str = "farm";
 /// The credential part of the chat webhook URLs: it must never show in status or Events.
 const HOOK_SECRET: &str = "T0000/B0000/XXXXsecretXXXX";
-
-/// The controller in-process; its clock is the system clock plus an offset the test moves.
-struct Controller {
-    clock: TestClock,
-    metrics_addr: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), tend::run::RunError>>,
-}
-
-impl Controller {
-    async fn start(c: &TestCluster) -> anyhow::Result<Self> {
-        let (clock, now) = TestClock::new(Timestamp::now());
-        let metrics_addr = format!("127.0.0.1:{}", free_port());
-        let mut config = RunConfig::new(metrics_addr.parse()?);
-        config.clock = tend::context::Clock::from_fn(now);
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run_with_client(c.client().await?, config, async move {
-            let _ = stop_rx.await;
-        }));
-        Ok(Self {
-            clock,
-            metrics_addr,
-            stop: Some(stop_tx),
-            task,
-        })
-    }
-
-    async fn metric(&self, prefix: &str) -> f64 {
-        let addr = self.metrics_addr.clone();
-        let page = tokio::task::spawn_blocking(move || http_get(&addr, "/metrics"))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        page.lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-
-    async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(WAIT, self.task).await???;
-        Ok(())
-    }
-}
 
 /// A port that answers HTTP 200 while open: the rule's probe target. Closed, the probe
 /// cannot connect (`up` 0) and the rule fires.
