@@ -50,12 +50,7 @@ impl Controller {
 
     /// The sum of the metric lines that start with `prefix`.
     pub async fn metric(&self, prefix: &str) -> f64 {
-        self.metrics()
-            .await
-            .lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        crate::tend::metric_sum(&self.metrics().await, prefix)
     }
 
     /// Stops the controller and waits for it to end.

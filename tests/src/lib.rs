@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod farm;
 pub mod fieldbook;
 pub mod inprocess;

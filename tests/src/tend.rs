@@ -74,6 +74,14 @@ fn build_workspace_binaries(profile_dir: &Path) {
     assert!(status.success(), "cargo build --workspace --bins failed");
 }
 
+/// The sum of the values of the lines of a metrics `page` that start with `prefix`.
+pub fn metric_sum(page: &str, prefix: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// A running `tend run` process.
 pub struct Tend {
     pub proc: ChildGuard,
@@ -92,12 +100,7 @@ impl Tend {
 
     /// The value of a metric line that starts with `prefix` (summed over matching lines).
     pub async fn metric(&self, prefix: &str) -> f64 {
-        self.metrics()
-            .await
-            .lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-            .sum()
+        metric_sum(&self.metrics().await, prefix)
     }
 }
 

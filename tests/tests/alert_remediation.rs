@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
+use tend_e2e::TestCluster;
+use tend_e2e::alerts::{rule, status_until};
 use tend_e2e::inprocess::Controller;
-use tend_e2e::{TestCluster, WAIT, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const NS: &str = "farm";
@@ -101,34 +102,6 @@ fn rule_yaml(name: &str, url: &str, for_: &str, remediation: bool) -> String {
     )
 }
 
-async fn rule(c: &TestCluster, name: &str) -> anyhow::Result<Value> {
-    let out = c
-        .kubectl(&["get", "alertrule", name, "-n", NS, "-o", "json"])
-        .await?;
-    Ok(serde_json::from_str(&out)?)
-}
-
-/// Waits until the rule's status satisfies `check`; returns the status.
-async fn status_until(
-    c: &TestCluster,
-    name: &str,
-    what: &str,
-    check: impl Fn(&Value) -> bool,
-) -> anyhow::Result<Value> {
-    let found = eventually(WAIT, what, || async {
-        let status = rule(c, name).await.ok()?["status"].clone();
-        check(&status).then_some(status)
-    })
-    .await;
-    match found {
-        Ok(status) => Ok(status),
-        Err(e) => {
-            let last = rule(c, name).await.map(|r| r["status"].clone());
-            anyhow::bail!("{e}; last status: {last:#?}")
-        }
-    }
-}
-
 /// The rule's RestoreRequests, by the remediation label.
 async fn remediations(c: &TestCluster, rule: &str) -> anyhow::Result<Vec<Value>> {
     let out = c
@@ -168,7 +141,7 @@ async fn evaluations_after(
     let mut latest = status.clone();
     for _ in 0..count {
         let before = last.clone();
-        latest = status_until(c, name, "another evaluation", |s| {
+        latest = status_until(c, NS, name, "another evaluation", |s| {
             s["lastEvaluationTime"]
                 .as_str()
                 .is_some_and(|t| t != before)
@@ -225,9 +198,13 @@ async fn firing_rule_creates_one_restore_request_per_firing() -> anyhow::Result<
     c.apply_yaml(&[], &rule_yaml("missing-objects", &page.url, "0s", true))
         .await?;
 
-    let status = status_until(&c, "missing-objects", "the rule to be Inactive at 0", |s| {
-        s["state"] == "Inactive" && s["lastValue"] == "0"
-    })
+    let status = status_until(
+        &c,
+        NS,
+        "missing-objects",
+        "the rule to be Inactive at 0",
+        |s| s["state"] == "Inactive" && s["lastValue"] == "0",
+    )
     .await?;
     let ready = &status["conditions"][0];
     assert_eq!(
@@ -239,14 +216,14 @@ async fn firing_rule_creates_one_restore_request_per_firing() -> anyhow::Result<
     assert!(remediations(&c, "missing-objects").await?.is_empty());
 
     page.set_missing(3);
-    let status = status_until(&c, "missing-objects", "the rule to fire", |s| {
+    let status = status_until(&c, NS, "missing-objects", "the rule to fire", |s| {
         s["state"] == "Firing" && s["currentRemediation"].is_string()
     })
     .await?;
     assert_eq!(status["lastValue"], "3");
     assert!(status["activeSince"].is_string(), "{status:#}");
     let first = status["currentRemediation"].as_str().unwrap().to_string();
-    let object = rule(&c, "missing-objects").await?;
+    let object = rule(&c, NS, "missing-objects").await?;
     let requests = remediations(&c, "missing-objects").await?;
     assert_eq!(requests.len(), 1, "{requests:#?}");
     assert_eq!(requests[0]["metadata"]["name"], first.as_str());
@@ -260,7 +237,7 @@ async fn firing_rule_creates_one_restore_request_per_firing() -> anyhow::Result<
 
     // An unreadable page: the condition is unknown, the state stays, the error names the line.
     page.set("fieldbook_up 1\nfieldbook_verify_missing_objects{kind=\"photo} 3\n");
-    let status = status_until(&c, "missing-objects", "an evaluation error", |s| {
+    let status = status_until(&c, NS, "missing-objects", "an evaluation error", |s| {
         s["lastValue"]
             .as_str()
             .is_some_and(|v| v.starts_with("error: "))
@@ -284,7 +261,7 @@ async fn firing_rule_creates_one_restore_request_per_firing() -> anyhow::Result<
     );
 
     page.set_missing(0);
-    let status = status_until(&c, "missing-objects", "the rule to resolve", |s| {
+    let status = status_until(&c, NS, "missing-objects", "the rule to resolve", |s| {
         s["state"] == "Inactive"
     })
     .await?;
@@ -297,7 +274,7 @@ async fn firing_rule_creates_one_restore_request_per_firing() -> anyhow::Result<
     // The second firing gets its own request (names carry the second the firing began).
     tokio::time::sleep(Duration::from_millis(1100)).await;
     page.set_missing(3);
-    let status = status_until(&c, "missing-objects", "the rule to fire again", |s| {
+    let status = status_until(&c, NS, "missing-objects", "the rule to fire again", |s| {
         s["state"] == "Firing" && s["currentRemediation"].is_string()
     })
     .await?;
@@ -337,7 +314,7 @@ async fn rule_is_pending_until_for_has_elapsed() -> anyhow::Result<()> {
     c.apply_yaml(&[], &rule_yaml("slow-burn", &page.url, "30s", false))
         .await?;
 
-    let status = status_until(&c, "slow-burn", "the rule to be Pending", |s| {
+    let status = status_until(&c, NS, "slow-burn", "the rule to be Pending", |s| {
         s["state"] == "Pending"
     })
     .await?;
@@ -348,7 +325,7 @@ async fn rule_is_pending_until_for_has_elapsed() -> anyhow::Result<()> {
     assert_eq!(status["activeSince"], since.as_str());
 
     controller.advance(30);
-    let status = status_until(&c, "slow-burn", "the rule to fire", |s| {
+    let status = status_until(&c, NS, "slow-burn", "the rule to fire", |s| {
         s["state"] == "Firing"
     })
     .await?;
@@ -374,7 +351,7 @@ async fn rule_is_pending_until_for_has_elapsed() -> anyhow::Result<()> {
         r#"{"spec":{"incident":{}}}"#,
     ])
     .await?;
-    let status = status_until(&c, "slow-burn", "Ready to name incidents", |s| {
+    let status = status_until(&c, NS, "slow-burn", "Ready to name incidents", |s| {
         s["conditions"][0]["reason"] == "EngineNotImplemented"
     })
     .await?;
@@ -398,7 +375,7 @@ async fn rule_is_pending_until_for_has_elapsed() -> anyhow::Result<()> {
         r#"{"spec":{"source":{"metrics":{"aggregation":"rate","window":"5m"}}}}"#,
     ])
     .await?;
-    let status = status_until(&c, "slow-burn", "the window to start filling", |s| {
+    let status = status_until(&c, NS, "slow-burn", "the window to start filling", |s| {
         s["lastValue"]
             .as_str()
             .is_some_and(|v| v.starts_with("no data yet"))
@@ -421,13 +398,13 @@ async fn request_from_a_lost_status_write_is_adopted_not_duplicated() -> anyhow:
     let controller = Controller::start(&c).await?;
     c.apply_yaml(&[], &rule_yaml("missing-objects", &page.url, "0s", true))
         .await?;
-    status_until(&c, "missing-objects", "the rule to be Inactive", |s| {
+    status_until(&c, NS, "missing-objects", "the rule to be Inactive", |s| {
         s["state"] == "Inactive"
     })
     .await?;
     controller.stop().await?;
 
-    let object = rule(&c, "missing-objects").await?;
+    let object = rule(&c, NS, "missing-objects").await?;
     let recorded: Timestamp = object["status"]["lastEvaluationTime"]
         .as_str()
         .unwrap()
@@ -454,7 +431,7 @@ async fn request_from_a_lost_status_write_is_adopted_not_duplicated() -> anyhow:
     page.set_missing(3);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let controller = Controller::start(&c).await?;
-    let status = status_until(&c, "missing-objects", "the rule to fire", |s| {
+    let status = status_until(&c, NS, "missing-objects", "the rule to fire", |s| {
         s["state"] == "Firing" && s["currentRemediation"].is_string()
     })
     .await?;

@@ -15,8 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+use tend_e2e::alerts::{rule, status_until_within};
 use tend_e2e::fieldbook::{Fieldbook, PhotoStore};
-use tend_e2e::{TestCluster, eventually, free_port};
+use tend_e2e::{TestCluster, free_port};
 use tend_testkit::{NodeExporter, Postgres, Prometheus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -34,34 +35,6 @@ async fn setup(c: &TestCluster) -> anyhow::Result<tend_e2e::Tend> {
     c.start_tend("sources").await
 }
 
-async fn rule(c: &TestCluster, name: &str) -> anyhow::Result<Value> {
-    let out = c
-        .kubectl(&["get", "alertrule", name, "-n", NS, "-o", "json"])
-        .await?;
-    Ok(serde_json::from_str(&out)?)
-}
-
-/// Waits until the rule's status satisfies `check`; returns the status.
-async fn status_until(
-    c: &TestCluster,
-    name: &str,
-    what: &str,
-    check: impl Fn(&Value) -> bool,
-) -> anyhow::Result<Value> {
-    let found = eventually(WAIT, &format!("{name}: {what}"), || async {
-        let status = rule(c, name).await.ok()?["status"].clone();
-        check(&status).then_some(status)
-    })
-    .await;
-    match found {
-        Ok(status) => Ok(status),
-        Err(e) => {
-            let last = rule(c, name).await.map(|r| r["status"].clone());
-            anyhow::bail!("{e}; last status: {last:#?}")
-        }
-    }
-}
-
 fn state(status: &Value) -> &str {
     status["state"].as_str().unwrap_or_default()
 }
@@ -76,11 +49,11 @@ fn has_number(status: &Value) -> bool {
 }
 
 async fn firing(c: &TestCluster, name: &str) -> anyhow::Result<Value> {
-    status_until(c, name, "Firing", |s| state(s) == "Firing").await
+    status_until_within(c, NS, WAIT, name, "Firing", |s| state(s) == "Firing").await
 }
 
 async fn resolved(c: &TestCluster, name: &str) -> anyhow::Result<Value> {
-    status_until(c, name, "resolved (Inactive with a value)", |s| {
+    status_until_within(c, NS, WAIT, name, "resolved (Inactive with a value)", |s| {
         state(s) == "Inactive" && has_number(s)
     })
     .await
@@ -263,7 +236,7 @@ async fn fieldbook_rate_error_ratio_and_latency_rules_and_the_postgres_probe_fir
         "db-up",
         "db-value",
     ] {
-        let s = status_until(&c, name, "a value", has_number).await?;
+        let s = status_until_within(&c, NS, WAIT, name, "a value", has_number).await?;
         assert_eq!(state(&s), "Inactive", "{name}: {s:#}");
     }
     // The window's first evaluations had no value yet: counted as such, not as failures.
@@ -280,7 +253,7 @@ async fn fieldbook_rate_error_ratio_and_latency_rules_and_the_postgres_probe_fir
         .await;
     assert_eq!(failures, 0.0, "{}", tend.metrics().await);
     // A write in the read-only transaction is refused by the server, and said so.
-    let s = status_until(&c, "db-write", "the read-only refusal", |s| {
+    let s = status_until_within(&c, NS, WAIT, "db-write", "the read-only refusal", |s| {
         last_value(s).contains("read-only transaction")
     })
     .await?;
@@ -312,7 +285,7 @@ async fn fieldbook_rate_error_ratio_and_latency_rules_and_the_postgres_probe_fir
 
     // Readiness checks, each a `SELECT 1` in fieldbook: 10 clients, one every 2 s each.
     let readiness = Traffic::start(addr.clone(), "/readyz", 10, Duration::from_secs(2));
-    let s = status_until(&c, "p95-latency", "a value", has_number).await?;
+    let s = status_until_within(&c, NS, WAIT, "p95-latency", "a value", has_number).await?;
     assert_eq!(state(&s), "Inactive", "{s:#}");
 
     // The database hangs: the probes time out (down, latency = the timeout), and fieldbook's
@@ -426,21 +399,29 @@ async fn prometheus_source_follows_node_exporter_and_names_bad_queries() -> anyh
     .join("---\n");
     c.apply_yaml(&[], &yaml).await?;
 
-    let s = status_until(&c, "node-down", "up = 1", |s| last_value(s) == "1").await?;
+    let s = status_until_within(&c, NS, WAIT, "node-down", "up = 1", |s| {
+        last_value(s) == "1"
+    })
+    .await?;
     assert_eq!(state(&s), "Inactive");
-    status_until(&c, "cpu-busy", "a value", has_number).await?;
+    status_until_within(&c, NS, WAIT, "cpu-busy", "a value", has_number).await?;
 
     // Bad input: clear errors naming the field, Ready stays True (the rule is evaluated).
-    let s = status_until(&c, "bad-syntax", "Prometheus's parse error", |s| {
-        last_value(s).starts_with("error:")
-    })
+    let s = status_until_within(
+        &c,
+        NS,
+        WAIT,
+        "bad-syntax",
+        "Prometheus's parse error",
+        |s| last_value(s).starts_with("error:"),
+    )
     .await?;
     let text = last_value(&s);
     assert!(
         text.contains("spec.source.prometheus.query") && text.contains("parse error"),
         "{text}"
     );
-    let s = status_until(&c, "many-samples", "the vector error", |s| {
+    let s = status_until_within(&c, NS, WAIT, "many-samples", "the vector error", |s| {
         last_value(s).starts_with("error:")
     })
     .await?;
@@ -448,7 +429,7 @@ async fn prometheus_source_follows_node_exporter_and_names_bad_queries() -> anyh
         last_value(&s).contains("spec.source.prometheus.query returned a vector of"),
         "{s:#}"
     );
-    let s = status_until(&c, "range", "the matrix error", |s| {
+    let s = status_until_within(&c, NS, WAIT, "range", "the matrix error", |s| {
         last_value(s).starts_with("error:")
     })
     .await?;
@@ -456,7 +437,7 @@ async fn prometheus_source_follows_node_exporter_and_names_bad_queries() -> anyh
         last_value(&s).contains("spec.source.prometheus.query returned a matrix"),
         "{s:#}"
     );
-    let s = status_until(&c, "unreachable", "the connection error", |s| {
+    let s = status_until_within(&c, NS, WAIT, "unreachable", "the connection error", |s| {
         last_value(s).starts_with("error:")
     })
     .await?;
@@ -465,7 +446,7 @@ async fn prometheus_source_follows_node_exporter_and_names_bad_queries() -> anyh
             && last_value(&s).contains(&unreachable),
         "{s:#}"
     );
-    let s = status_until(&c, "nothing", "no data", |s| {
+    let s = status_until_within(&c, NS, WAIT, "nothing", "no data", |s| {
         last_value(s).starts_with("no data")
     })
     .await?;
@@ -479,7 +460,7 @@ async fn prometheus_source_follows_node_exporter_and_names_bad_queries() -> anyh
             events.contains("EvaluationFailed") && events.contains("spec.source.prometheus"),
             "{name}: {events}"
         );
-        let ready = rule(&c, name).await?["status"]["conditions"]
+        let ready = rule(&c, NS, name).await?["status"]["conditions"]
             .as_array()
             .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned())
             .unwrap_or_default();
@@ -492,7 +473,7 @@ async fn prometheus_source_follows_node_exporter_and_names_bad_queries() -> anyh
     let s = firing(&c, "node-down").await?;
     assert_eq!(last_value(&s), "0");
     node.restart().await;
-    let s = status_until(&c, "node-down", "resolved", |s| {
+    let s = status_until_within(&c, NS, WAIT, "node-down", "resolved", |s| {
         state(s) == "Inactive" && last_value(s) == "1"
     })
     .await?;
@@ -632,7 +613,7 @@ async fn every_monitoring_example_evaluates_fires_and_resolves() -> anyhow::Resu
     eprintln!("{:?}: examples applied", started.elapsed());
     // Every rule evaluates to a number: no error, no "no data".
     for name in &names {
-        let s = status_until(&c, name, "a value", has_number).await?;
+        let s = status_until_within(&c, NS, WAIT, name, "a value", has_number).await?;
         let ready = s["conditions"]
             .as_array()
             .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned())
@@ -654,7 +635,7 @@ async fn every_monitoring_example_evaluates_fires_and_resolves() -> anyhow::Resu
     ];
     for name in flipped {
         assert_eq!(
-            rule(&c, name).await?["spec"]["condition"]["operator"],
+            rule(&c, NS, name).await?["spec"]["condition"]["operator"],
             ">",
             "{name}"
         );

@@ -7,62 +7,15 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
+use tend_e2e::alerts::{ProbeTarget, status_until};
 use tend_e2e::inprocess::Controller;
-use tend_e2e::{TestCluster, WAIT, eventually, free_port};
+use tend_e2e::{TestCluster, free_port};
 use tend_testkit::smtp::SmtpSink;
 use tend_testkit::webhook::{Reply, WebhookSink};
-use tokio::io::AsyncWriteExt;
 
 const NS: &str = "farm";
 /// The credential part of the chat webhook URLs: it must never show in status or Events.
 const HOOK_SECRET: &str = "T0000/B0000/XXXXsecretXXXX";
-
-/// A port that answers HTTP 200 while open: the rule's probe target. Closed, the probe
-/// cannot connect (`up` 0) and the rule fires.
-struct Service {
-    port: u16,
-    server: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Service {
-    fn closed() -> Self {
-        Self {
-            port: free_port(),
-            server: None,
-        }
-    }
-
-    async fn open(&mut self) -> anyhow::Result<()> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
-        self.server = Some(tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 1024];
-                    let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
-                    let _ = socket
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                        )
-                        .await;
-                    let _ = socket.shutdown().await;
-                });
-            }
-        }));
-        Ok(())
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/healthz", self.port)
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
-    }
-}
 
 async fn setup(c: &TestCluster, smtp_port: u16, hooks: &WebhookSink) -> anyhow::Result<()> {
     c.install_tend_crds(&[]).await?;
@@ -106,34 +59,6 @@ const ALL_ROUTES: &str = concat!(
     "    - {name: receiver, webhook: {urlSecretRef: {name: hooks, key: webhook}}}\n",
 );
 
-async fn rule(c: &TestCluster, name: &str) -> anyhow::Result<Value> {
-    let out = c
-        .kubectl(&["get", "alertrule", name, "-n", NS, "-o", "json"])
-        .await?;
-    Ok(serde_json::from_str(&out)?)
-}
-
-/// Waits until the rule's status satisfies `check`; returns the status.
-async fn status_until(
-    c: &TestCluster,
-    name: &str,
-    what: &str,
-    check: impl Fn(&Value) -> bool,
-) -> anyhow::Result<Value> {
-    let found = eventually(WAIT, what, || async {
-        let status = rule(c, name).await.ok()?["status"].clone();
-        check(&status).then_some(status)
-    })
-    .await;
-    match found {
-        Ok(status) => Ok(status),
-        Err(e) => {
-            let last = rule(c, name).await.map(|r| r["status"].clone());
-            anyhow::bail!("{e}; last status: {last:#?}")
-        }
-    }
-}
-
 /// Every route's `delivered` starts with `what` (`firing`, `repeat`, `resolved`).
 fn all_delivered(status: &Value, what: &str, routes: usize) -> bool {
     let list = status["routes"].as_array().cloned().unwrap_or_default();
@@ -161,12 +86,12 @@ async fn every_route_hears_the_firing_once_a_reminder_and_the_resolution() -> an
     let mail = SmtpSink::start().await;
     let hooks = WebhookSink::start().await;
     setup(&c, mail.port, &hooks).await?;
-    let mut service = Service::closed();
+    let mut service = ProbeTarget::closed();
     let controller = Controller::start(&c).await?;
     c.apply_yaml(&[], &rule_yaml("api-down", &service.url(), ALL_ROUTES, ""))
         .await?;
 
-    let status = status_until(&c, "api-down", "every route told of the firing", |s| {
+    let status = status_until(&c, NS, "api-down", "every route told of the firing", |s| {
         all_delivered(s, "firing", 4)
     })
     .await?;
@@ -224,7 +149,7 @@ async fn every_route_hears_the_firing_once_a_reminder_and_the_resolution() -> an
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(hooks.requests().len(), 3, "nothing is sent twice");
     controller.clock.advance(61);
-    status_until(&c, "api-down", "every route reminded", |s| {
+    status_until(&c, NS, "api-down", "every route reminded", |s| {
         all_delivered(s, "repeat", 4)
     })
     .await?;
@@ -236,9 +161,13 @@ async fn every_route_hears_the_firing_once_a_reminder_and_the_resolution() -> an
 
     // The service comes back: one resolution each, then silence.
     service.open().await?;
-    let status = status_until(&c, "api-down", "every route told of the resolution", |s| {
-        all_delivered(s, "resolved", 4)
-    })
+    let status = status_until(
+        &c,
+        NS,
+        "api-down",
+        "every route told of the resolution",
+        |s| all_delivered(s, "resolved", 4),
+    )
     .await?;
     assert_eq!(status["state"], "Inactive");
     let resolved = received(&hooks, "webhook")[2].json();
@@ -282,7 +211,7 @@ async fn failing_routes_are_retried_named_and_never_leak_secrets() -> anyhow::Re
     ])
     .await;
     setup(&c, mail.port, &hooks).await?;
-    let service = Service::closed();
+    let service = ProbeTarget::closed();
     let controller = Controller::start(&c).await?;
     let routes = concat!(
         "    - {name: receiver, webhook: {urlSecretRef: {name: hooks, key: webhook}}}\n",
@@ -293,6 +222,7 @@ async fn failing_routes_are_retried_named_and_never_leak_secrets() -> anyhow::Re
 
     let status = status_until(
         &c,
+        NS,
         "api-down",
         "the receiver told, the relay failing",
         |s| {
@@ -355,7 +285,7 @@ async fn a_silence_keeps_the_rule_evaluated_and_quiet_until_it_ends() -> anyhow:
     let mail = SmtpSink::start().await;
     let hooks = WebhookSink::start().await;
     setup(&c, mail.port, &hooks).await?;
-    let service = Service::closed();
+    let service = ProbeTarget::closed();
     let controller = Controller::start(&c).await?;
     let now = Timestamp::now();
     let silence = format!(
@@ -369,7 +299,7 @@ async fn a_silence_keeps_the_rule_evaluated_and_quiet_until_it_ends() -> anyhow:
         &rule_yaml("api-down", &service.url(), routes, &silence),
     )
     .await?;
-    let status = status_until(&c, "api-down", "firing under the silence", |s| {
+    let status = status_until(&c, NS, "api-down", "firing under the silence", |s| {
         s["state"] == "Firing" && s["silencedBy"] == "upgrade"
     })
     .await?;
@@ -382,7 +312,7 @@ async fn a_silence_keeps_the_rule_evaluated_and_quiet_until_it_ends() -> anyhow:
 
     // The silence ends (the clock passes `until`): the firing goes out then.
     controller.clock.advance(2 * 3600);
-    let status = status_until(&c, "api-down", "told after the silence", |s| {
+    let status = status_until(&c, NS, "api-down", "told after the silence", |s| {
         all_delivered(s, "firing", 1)
     })
     .await?;
@@ -425,13 +355,13 @@ async fn an_unfinished_in_place_restore_of_the_policy_silences_the_rule() -> any
     c.kubectl(&["delete", "rr", "in-place", "-n", NS, "--wait=false"])
         .await?;
 
-    let service = Service::closed();
+    let service = ProbeTarget::closed();
     let controller = Controller::start(&c).await?;
     let silence = "  silences:\n    - {name: restoring, duringInPlaceRestoresOf: {name: daily}}\n";
     let routes = "    - {name: receiver, webhook: {urlSecretRef: {name: hooks, key: webhook}}}\n";
     c.apply_yaml(&[], &rule_yaml("api-down", &service.url(), routes, silence))
         .await?;
-    status_until(&c, "api-down", "firing, silenced by the restore", |s| {
+    status_until(&c, NS, "api-down", "firing, silenced by the restore", |s| {
         s["state"] == "Firing" && s["silencedBy"] == "restoring"
     })
     .await?;
@@ -454,7 +384,7 @@ async fn an_unfinished_in_place_restore_of_the_policy_silences_the_rule() -> any
         r#"{"metadata":{"finalizers":null}}"#,
     ])
     .await?;
-    let status = status_until(&c, "api-down", "told once the restore ended", |s| {
+    let status = status_until(&c, NS, "api-down", "told once the restore ended", |s| {
         all_delivered(s, "firing", 1)
     })
     .await?;

@@ -17,10 +17,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use tend_e2e::alerts::ProbeTarget;
 use tend_e2e::fieldbook::{Fieldbook, PhotoStore};
-use tend_e2e::{TestCluster, free_port, http_get};
+use tend_e2e::{TestCluster, http_get};
 use tend_testkit::webhook::WebhookSink;
-use tokio::io::AsyncWriteExt;
 
 const NS: &str = "bench";
 
@@ -63,38 +63,6 @@ fn rss_mib(pid: u32, field: &str) -> f64 {
         / 1024.0
 }
 
-/// A port that answers HTTP 200 while open.
-struct Service {
-    port: u16,
-    server: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Service {
-    async fn open(&mut self) -> anyhow::Result<()> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
-        self.server = Some(tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 1024];
-                    let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
-                    let _ = socket
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                        )
-                        .await;
-                });
-            }
-        }));
-        Ok(())
-    }
-
-    fn close(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
-    }
-}
-
 async fn wait_for(what: &str, limit: Duration, check: impl Fn() -> bool) -> anyhow::Result<()> {
     let started = Instant::now();
     while !check() {
@@ -128,10 +96,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 1. Breach → first notification.
     let interval = 2.0;
-    let mut service = Service {
-        port: free_port(),
-        server: None,
-    };
+    let mut service = ProbeTarget::closed();
     service.open().await?;
     c.apply_yaml(
         &[],
