@@ -259,11 +259,7 @@ async fn notify(
             continue;
         }
         // The firing's start: the current one, or the one the resolution speaks of.
-        let began = since.unwrap_or_else(|| {
-            key.split_once(' ')
-                .and_then(|(_, t)| t.parse().ok())
-                .unwrap_or(now)
-        });
+        let began = since.or_else(|| routes::key_since(&key)).unwrap_or(now);
         let observed = routes::Observed {
             value: value.as_deref(),
             condition: condition.clone(),

@@ -41,6 +41,11 @@ fn parse_key(key: &str) -> Option<(&str, Timestamp)> {
     Some((what, since.parse().ok()?))
 }
 
+/// When the firing a key speaks of began.
+pub fn key_since(key: &str) -> Option<Timestamp> {
+    parse_key(key).map(|(_, since)| since)
+}
+
 /// Keys name times in whole seconds, as status stores them (`metav1.Time`): a key written
 /// from a fresh evaluation must equal the one rebuilt from the stored status.
 fn key(what: &str, since: Timestamp) -> String {
